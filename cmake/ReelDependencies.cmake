@@ -14,7 +14,7 @@ target_link_libraries(reel_deps INTERFACE
   ${TORCH_LIBRARIES} MPI::MPI_C ${HDF5_C_LIBRARIES} yaml-cpp nlohmann_json::nlohmann_json
   PkgConfig::FFMPEG Threads::Threads)
 target_include_directories(reel_deps SYSTEM INTERFACE ${HDF5_C_INCLUDE_DIRS})
-target_compile_definitions(reel_deps INTERFACE ${HDF5_C_DEFINITIONS})
+target_compile_definitions(reel_deps INTERFACE ${HDF5_C_DEFINITIONS} OMPI_SKIP_MPICXX=1)
 if(NOT HDF5_IS_PARALLEL)
   message(FATAL_ERROR "Reel needs parallel (MPI-IO) HDF5: install libhdf5-openmpi-dev (tools/setup.sh does)")
 endif()

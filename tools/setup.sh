@@ -11,6 +11,7 @@ PACKAGES=(
   libyaml-cpp-dev
   libgtest-dev
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
+  python3
   nlohmann-json3-dev
 )
 

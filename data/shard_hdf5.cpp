@@ -1,0 +1,151 @@
+// HDF5 helpers of the shard format (declared in data/internal/shard_hdf5.h).
+#include "data/internal/shard_hdf5.h"
+
+namespace reel::data {
+
+std::recursive_mutex& hdf5_mutex() {
+  static std::recursive_mutex mutex;
+  return mutex;
+}
+
+namespace detail {
+
+std::string hdf5_message() {
+  std::string message;
+  H5Ewalk2(
+      H5E_DEFAULT, H5E_WALK_UPWARD,
+      [](unsigned n, const H5E_error2_t* e, void* out) -> herr_t {
+        if (n == 0 && e->desc) *static_cast<std::string*>(out) = e->desc;
+        return 0;
+      },
+      &message);
+  H5Eclear2(H5E_DEFAULT);
+  return message.empty() ? "unknown HDF5 error" : message;
+}
+
+std::string shape_text(const std::vector<hsize_t>& dims) {
+  std::string s = "(";
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+  return s + ")";
+}
+
+hid_t utf8_string_type(const std::string& path) {
+  hid_t type = check(H5Tcopy(H5T_C_S1), path, "creating a string type");
+  check(H5Tset_size(type, H5T_VARIABLE), path, "creating a string type");
+  check(H5Tset_cset(type, H5T_CSET_UTF8), path, "creating a string type");
+  return type;
+}
+
+// ---- writing ----------------------------------------------------------------------------
+
+void write_string_attr(hid_t loc, const std::string& path, const char* name, const std::string& value) {
+  Id type(utf8_string_type(path));
+  Id space(check(H5Screate(H5S_SCALAR), path, "creating a dataspace"));
+  Id attr(check(H5Acreate2(loc, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), path,
+                cat("creating attribute '", name, "'")));
+  const char* data = value.c_str();
+  check(H5Awrite(attr.get(), type.get(), &data), path, cat("writing attribute '", name, "'"));
+}
+
+void write_int_attr(hid_t loc, const std::string& path, const char* name, int64_t value) {
+  Id space(check(H5Screate(H5S_SCALAR), path, "creating a dataspace"));
+  Id attr(check(H5Acreate2(loc, name, H5T_STD_I32LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), path,
+                cat("creating attribute '", name, "'")));
+  const int32_t v = int32_t(value);
+  check(H5Awrite(attr.get(), H5T_NATIVE_INT32, &v), path, cat("writing attribute '", name, "'"));
+}
+
+void write_dataset(hid_t loc, const std::string& path, const char* name, hid_t file_type, hid_t mem_type,
+                   const std::vector<hsize_t>& dims, const void* data) {
+  Id space(check(H5Screate_simple(int(dims.size()), dims.data(), nullptr), path, "creating a dataspace"));
+  Id dset(check(H5Dcreate2(loc, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), path,
+                cat("creating dataset '", name, "'")));
+  if (dims[0] > 0)
+    check(H5Dwrite(dset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), path,
+          cat("writing dataset '", name, "'"));
+}
+
+// ---- reading ----------------------------------------------------------------------------
+
+bool exists(hid_t file, const std::string& name) {
+  for (size_t end = name.find('/');; end = name.find('/', end + 1)) {
+    std::string prefix = name.substr(0, end);
+    if (H5Lexists(file, prefix.c_str(), H5P_DEFAULT) <= 0) return false;
+    if (end == std::string::npos) return true;
+  }
+}
+
+std::string read_string_attr(hid_t file, const std::string& path, const char* name) {
+  if (H5Aexists(file, name) <= 0)
+    fail("'", path, "' is not a reel shard: file attribute '", name, "' is missing (expected format '", kShardFormat, "')");
+  Id attr(check_read(H5Aopen(file, name, H5P_DEFAULT), path, cat("opening attribute '", name, "'")));
+  Id type(check_read(H5Aget_type(attr.get()), path, cat("reading attribute '", name, "'")));
+  if (H5Tget_class(type.get()) != H5T_STRING)
+    fail("'", path, "' is not a reel shard: attribute '", name, "' is not a string");
+  Id space(check_read(H5Aget_space(attr.get()), path, cat("reading attribute '", name, "'")));
+  if (H5Sget_simple_extent_npoints(space.get()) != 1)
+    fail("'", path, "' is not a reel shard: attribute '", name, "' is not a single string");
+  if (H5Tis_variable_str(type.get()) > 0) {
+    Id mem(utf8_string_type(path));
+    char* data = nullptr;
+    check_read(H5Aread(attr.get(), mem.get(), &data), path, cat("reading attribute '", name, "'"));
+    std::string value = data ? data : "";
+    H5free_memory(data);
+    return value;
+  }
+  std::string value(H5Tget_size(type.get()), '\0');
+  check_read(H5Aread(attr.get(), type.get(), value.data()), path, cat("reading attribute '", name, "'"));
+  return value.substr(0, value.find('\0'));
+}
+
+int64_t read_int_attr(hid_t file, const std::string& path, const char* name) {
+  if (H5Aexists(file, name) <= 0) fail("'", path, "' is not a reel shard: file attribute '", name, "' is missing");
+  Id attr(check_read(H5Aopen(file, name, H5P_DEFAULT), path, cat("opening attribute '", name, "'")));
+  Id type(check_read(H5Aget_type(attr.get()), path, cat("reading attribute '", name, "'")));
+  Id space(check_read(H5Aget_space(attr.get()), path, cat("reading attribute '", name, "'")));
+  if (H5Tget_class(type.get()) != H5T_INTEGER || H5Sget_simple_extent_npoints(space.get()) != 1)
+    fail("'", path, "' is not a reel shard: attribute '", name, "' is not a single integer");
+  int64_t v = 0;
+  check_read(H5Aread(attr.get(), H5T_NATIVE_INT64, &v), path, cat("reading attribute '", name, "'"));
+  return v;
+}
+
+Id open_dataset(hid_t file, const std::string& path, const std::string& name, H5T_class_t cls,
+                const std::vector<hsize_t>& dims) {
+  if (!exists(file, name))
+    fail("'", path, "' is not a complete reel shard: dataset '", name, "' is missing; re-create the shard");
+  Id dset(check_read(H5Dopen2(file, name.c_str(), H5P_DEFAULT), path, cat("opening dataset '", name, "'")));
+  Id type(check_read(H5Dget_type(dset.get()), path, cat("reading the type of '", name, "'")));
+  if (H5Tget_class(type.get()) != cls)
+    fail("shard '", path, "': dataset '", name, "' has the wrong type class (", int(H5Tget_class(type.get())),
+         ", expected ", int(cls), "); see the format in data/shards.h");
+  Id space(check_read(H5Dget_space(dset.get()), path, cat("reading the shape of '", name, "'")));
+  int rank = check_read(H5Sget_simple_extent_ndims(space.get()), path, cat("reading the shape of '", name, "'"));
+  std::vector<hsize_t> actual(rank);
+  H5Sget_simple_extent_dims(space.get(), actual.data(), nullptr);
+  if (actual != dims)
+    fail("shard '", path, "': dataset '", name, "' has shape ", shape_text(actual), ", expected ",
+         shape_text(dims), " for ", dims[0], " samples of its bucket");
+  return dset;
+}
+
+std::vector<std::string> read_strings(hid_t file, const std::string& path, const std::string& name, hsize_t n) {
+  Id dset = open_dataset(file, path, name, H5T_STRING, {n});
+  Id type(check_read(H5Dget_type(dset.get()), path, cat("reading the type of '", name, "'")));
+  if (H5Tis_variable_str(type.get()) <= 0)
+    fail("shard '", path, "': dataset '", name,
+         "' holds fixed-length strings; the format stores variable-length UTF-8");
+  std::vector<std::string> strings(n);
+  if (n == 0) return strings;
+  Id mem(utf8_string_type(path));
+  std::vector<char*> raw(n, nullptr);
+  check_read(H5Dread(dset.get(), mem.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()), path,
+             cat("reading dataset '", name, "'"));
+  for (hsize_t i = 0; i < n; ++i) strings[i] = raw[i] ? raw[i] : "";
+  Id space(check_read(H5Dget_space(dset.get()), path, "reading a dataspace"));
+  H5Dvlen_reclaim(mem.get(), space.get(), H5P_DEFAULT, raw.data());
+  return strings;
+}
+
+}  // namespace detail
+}  // namespace reel::data

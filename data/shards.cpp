@@ -1,0 +1,288 @@
+// Reading and writing "reel-shard-1" HDF5 shards (format in shards.h), every HDF5 call under
+// hdf5_mutex().
+#include "data/shards.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <utility>
+
+#include "common/error.h"
+#include "common/fs.h"
+#include "data/internal/shard_hdf5.h"
+
+namespace reel::data {
+namespace fs = std::filesystem;
+
+namespace {
+
+using namespace detail;
+constexpr int kChannels = 3;
+
+void check_truth_ranges(const Truth& t, const std::string& where) {
+  auto in = [](int v, const std::vector<std::string>& names) { return v >= 0 && v < int(names.size()); };
+  if (!in(t.color, color_names()) || !in(t.shape, shape_names()) || !in(t.motion, motion_names()) ||
+      !in(t.background, background_names()))
+    fail(where, ": truth out of range (color ", t.color, ", shape ", t.shape, ", motion ", t.motion,
+         ", background ", t.background, "); valid: color < ", color_names().size(), ", shape < ",
+         shape_names().size(), ", motion < ", motion_names().size(), ", background < ", background_names().size());
+}
+
+}  // namespace
+
+// ---- ShardWriter ----------------------------------------------------------------------------
+
+struct ShardWriter::Handles {
+  Id file, pixels;  // destroyed pixels first
+};
+
+ShardWriter::ShardWriter(std::string path, Bucket bucket) : path_(std::move(path)), bucket_(bucket) {
+  REEL_CHECK(bucket_.frames > 0 && bucket_.height > 0 && bucket_.width > 0, "bad bucket ", bucket_.name());
+  fs::path parent = fs::path(path_).parent_path();
+  if (!parent.empty()) make_dirs(parent.string());
+  tmp_path_ = path_ + ".partial." + std::to_string(::getpid());
+  Hdf5Lock lock;
+  auto h = std::make_unique<Handles>();
+  try {
+    Id fapl(check(H5Pcreate(H5P_FILE_ACCESS), path_, "creating file properties"));
+    check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST), path_, "setting the file format");
+    h->file = Id(check(H5Fcreate(tmp_path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), path_,
+                       cat("creating temporary file '", tmp_path_, "'")));
+    const std::vector<hsize_t> dims = {0, hsize_t(bucket_.frames), hsize_t(bucket_.height), hsize_t(bucket_.width),
+                                       kChannels};  // grows along the first axis
+    std::vector<hsize_t> max = dims, chunk = dims;
+    max[0] = H5S_UNLIMITED;
+    chunk[0] = 1;
+    Id space(check(H5Screate_simple(5, dims.data(), max.data()), path_, "creating the pixels dataspace"));
+    Id dcpl(check(H5Pcreate(H5P_DATASET_CREATE), path_, "creating dataset properties"));
+    check(H5Pset_chunk(dcpl.get(), 5, chunk.data()), path_, "setting the pixels chunking");
+    check(H5Pset_fletcher32(dcpl.get()), path_, "setting the pixels checksum");
+    h->pixels = Id(check(H5Dcreate2(h->file.get(), "pixels", H5T_STD_U8LE, space.get(), H5P_DEFAULT, dcpl.get(),
+                                    H5P_DEFAULT),
+                         path_, "creating dataset 'pixels'"));
+  } catch (...) {
+    h.reset();
+    std::error_code ec;
+    fs::remove(tmp_path_, ec);
+    throw;
+  }
+  h_ = std::move(h);
+}
+
+ShardWriter::~ShardWriter() {
+  if (!h_) return;
+  Hdf5Lock lock;
+  h_.reset();
+  std::error_code ec;
+  fs::remove(tmp_path_, ec);
+}
+
+void ShardWriter::add(const Clip& clip) {
+  REEL_CHECK(h_, "ShardWriter::add after close() on '", path_, "'");
+  const int64_t F = bucket_.frames, H = bucket_.height, W = bucket_.width;
+  const std::string where = cat("clip ", size(), " for shard '", path_, "' (bucket ", bucket_.name(), ")");
+  if (!clip.pixels.defined() || clip.pixels.scalar_type() != torch::kUInt8 ||
+      clip.pixels.sizes() != torch::IntArrayRef({F, H, W, kChannels}))
+    fail(where, ": pixels must be uint8 of shape [", F, ", ", H, ", ", W, ", 3], got ",
+         clip.pixels.defined() ? cat(clip.pixels.scalar_type(), " ", clip.pixels.sizes()) : std::string("none"));
+  if (int64_t(clip.truth.centers.size()) != F)
+    fail(where, ": truth has ", clip.truth.centers.size(), " centers, expected one per frame (", F, ")");
+  check_truth_ranges(clip.truth, where);
+  torch::Tensor pixels = clip.pixels.contiguous();
+
+  Hdf5Lock lock;
+  const hsize_t n = hsize_t(size());
+  const std::vector<hsize_t> new_dims = {n + 1, hsize_t(F), hsize_t(H), hsize_t(W), kChannels};
+  check(H5Dset_extent(h_->pixels.get(), new_dims.data()), path_, "growing dataset 'pixels'");
+  Id file_space(check(H5Dget_space(h_->pixels.get()), path_, "reading the pixels dataspace"));
+  std::vector<hsize_t> start = {n, 0, 0, 0, 0}, count = new_dims;
+  count[0] = 1;
+  check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr), path_,
+        "selecting a pixels sample");
+  Id mem_space(check(H5Screate_simple(5, count.data(), nullptr), path_, "creating a dataspace"));
+  check(H5Dwrite(h_->pixels.get(), H5T_NATIVE_UINT8, mem_space.get(), file_space.get(), H5P_DEFAULT, pixels.data_ptr()),
+        path_, cat("writing the pixels of sample ", n));
+  captions_.push_back(clip.caption);
+  fps_.push_back(clip.fps);
+  truths_.push_back(clip.truth);
+}
+
+void ShardWriter::close() {
+  REEL_CHECK(h_, "ShardWriter::close called twice on '", path_, "'");
+  try {
+    Hdf5Lock lock;
+    const hid_t file = h_->file.get();
+    const hsize_t n = hsize_t(size()), F = hsize_t(bucket_.frames);
+    write_string_attr(file, path_, "format", kShardFormat);
+    write_string_attr(file, path_, "bucket", bucket_.name());
+    write_int_attr(file, path_, "frames", bucket_.frames);
+    write_int_attr(file, path_, "height", bucket_.height);
+    write_int_attr(file, path_, "width", bucket_.width);
+    write_int_attr(file, path_, "channels", kChannels);
+    write_int_attr(file, path_, "count", int64_t(n));
+
+    std::vector<const char*> caption_ptrs(n);
+    for (hsize_t i = 0; i < n; ++i) caption_ptrs[i] = captions_[i].c_str();
+    Id string_type(utf8_string_type(path_));
+    write_dataset(file, path_, "caption", string_type.get(), string_type.get(), {n}, caption_ptrs.data());
+    write_dataset(file, path_, "fps", H5T_STD_I32LE, H5T_NATIVE_INT32, {n}, fps_.data());
+
+    Id group(check(H5Gcreate2(file, "truth", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), path_, "creating group 'truth'"));
+    std::vector<int32_t> color(n), shape(n), motion(n), background(n);
+    std::vector<uint8_t> textured(n);
+    std::vector<float> size(n), centers(n * F * 2);
+    for (hsize_t i = 0; i < n; ++i) {
+      const Truth& t = truths_[i];
+      color[i] = t.color, shape[i] = t.shape, motion[i] = t.motion, background[i] = t.background;
+      textured[i] = t.textured ? 1 : 0;
+      size[i] = t.size;
+      for (hsize_t f = 0; f < F; ++f) {
+        centers[(i * F + f) * 2] = t.centers[f][0];
+        centers[(i * F + f) * 2 + 1] = t.centers[f][1];
+      }
+    }
+    const hid_t g = group.get();
+    write_dataset(g, path_, "color", H5T_STD_I32LE, H5T_NATIVE_INT32, {n}, color.data());
+    write_dataset(g, path_, "shape", H5T_STD_I32LE, H5T_NATIVE_INT32, {n}, shape.data());
+    write_dataset(g, path_, "motion", H5T_STD_I32LE, H5T_NATIVE_INT32, {n}, motion.data());
+    write_dataset(g, path_, "background", H5T_STD_I32LE, H5T_NATIVE_INT32, {n}, background.data());
+    write_dataset(g, path_, "textured", H5T_STD_U8LE, H5T_NATIVE_UINT8, {n}, textured.data());
+    write_dataset(g, path_, "size", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {n}, size.data());
+    write_dataset(g, path_, "centers", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {n, F, 2}, centers.data());
+    group.reset();
+    h_->pixels.reset();
+    check(H5Fclose(h_->file.release()), path_, cat("closing temporary file '", tmp_path_, "'"));
+    h_.reset();
+  } catch (...) {
+    {
+      Hdf5Lock lock;
+      h_.reset();
+    }
+    std::error_code ec;
+    fs::remove(tmp_path_, ec);
+    throw;
+  }
+  // The complete file is handed to write_atomically, which fsyncs it and renames it into place.
+  write_atomically(path_, [&](const std::string& tmp) {
+    std::error_code ec;
+    fs::rename(tmp_path_, tmp, ec);
+    if (ec) fail("cannot rename '", tmp_path_, "' to '", tmp, "': ", ec.message());
+  });
+}
+
+// ---- ShardReader ----------------------------------------------------------------------------
+
+struct ShardReader::Handles {
+  Id file, pixels;  // destroyed pixels first
+};
+
+ShardReader::ShardReader(const std::string& path) : path_(path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path_, ec)) fail("shard '", path_, "' does not exist or is not a regular file");
+  Hdf5Lock lock;
+  auto h = std::make_unique<Handles>();
+  const hid_t file = H5Fopen(path_.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (file < 0)
+    fail("'", path_, "' is not a readable HDF5 file (", hdf5_message(),
+         "); reel shards that are truncated or corrupted are refused: re-create it, e.g. with `reel data synth`");
+  h->file = Id(file);
+
+  const std::string format = read_string_attr(file, path_, "format");
+  if (format != kShardFormat)
+    fail("'", path_, "' has format '", format, "', but this build reads '", kShardFormat, "'");
+  const std::string bucket_name = read_string_attr(file, path_, "bucket");
+  try {
+    bucket_ = Bucket::parse(bucket_name);
+  } catch (const UserError& e) {
+    fail("shard '", path_, "': ", e.what());
+  }
+  const int64_t frames = read_int_attr(file, path_, "frames"), height = read_int_attr(file, path_, "height");
+  const int64_t width = read_int_attr(file, path_, "width"), channels = read_int_attr(file, path_, "channels");
+  const int64_t count = read_int_attr(file, path_, "count");
+  if (frames != bucket_.frames || height != bucket_.height || width != bucket_.width || channels != kChannels)
+    fail("shard '", path_, "': attributes frames/height/width/channels = ", frames, "/", height, "/", width, "/",
+         channels, " disagree with bucket '", bucket_name, "' and 3 channels");
+  if (count < 0) fail("shard '", path_, "': attribute 'count' is negative (", count, ")");
+
+  const hsize_t n = hsize_t(count), F = hsize_t(frames);
+  h->pixels = open_dataset(file, path_, "pixels", H5T_INTEGER, {n, F, hsize_t(height), hsize_t(width), kChannels});
+  {
+    Id type(check_read(H5Dget_type(h->pixels.get()), path_, "reading the type of 'pixels'"));
+    if (H5Tget_size(type.get()) != 1 || H5Tget_sign(type.get()) != H5T_SGN_NONE)
+      fail("shard '", path_, "': dataset 'pixels' must hold uint8");
+  }
+  captions_ = read_strings(file, path_, "caption", n);
+  fps_ = read_numbers<int32_t>(file, path_, "fps", H5T_INTEGER, H5T_NATIVE_INT32, {n});
+  auto ints = [&](const char* name) {
+    return read_numbers<int32_t>(file, path_, cat("truth/", name), H5T_INTEGER, H5T_NATIVE_INT32, {n});
+  };
+  const std::vector<int32_t> color = ints("color"), shape = ints("shape"), motion = ints("motion");
+  const std::vector<int32_t> background = ints("background");
+  const auto textured = read_numbers<uint8_t>(file, path_, "truth/textured", H5T_INTEGER, H5T_NATIVE_UINT8, {n});
+  const auto size = read_numbers<float>(file, path_, "truth/size", H5T_FLOAT, H5T_NATIVE_FLOAT, {n});
+  const auto centers = read_numbers<float>(file, path_, "truth/centers", H5T_FLOAT, H5T_NATIVE_FLOAT, {n, F, 2});
+  truths_.resize(n);
+  for (hsize_t i = 0; i < n; ++i) {
+    Truth& t = truths_[i];
+    t.color = color[i], t.shape = shape[i], t.motion = motion[i], t.background = background[i];
+    t.textured = textured[i] != 0;
+    t.size = size[i];
+    t.centers.resize(F);
+    for (hsize_t f = 0; f < F; ++f) t.centers[f] = {centers[(i * F + f) * 2], centers[(i * F + f) * 2 + 1]};
+    check_truth_ranges(t, cat("shard '", path_, "' sample ", i));
+  }
+  h_ = std::move(h);
+}
+
+ShardReader::~ShardReader() {
+  Hdf5Lock lock;
+  h_.reset();
+}
+
+void ShardReader::check_index(int64_t index) const {
+  if (index < 0 || index >= size())
+    fail("sample index ", index, " is out of range for shard '", path_, "' with ", size(), " samples");
+}
+
+torch::Tensor ShardReader::read_pixels(int64_t index) const {
+  check_index(index);
+  const hsize_t F = hsize_t(bucket_.frames), H = hsize_t(bucket_.height), W = hsize_t(bucket_.width);
+  torch::Tensor pixels = torch::empty({int64_t(F), int64_t(H), int64_t(W), kChannels}, torch::kUInt8);
+  Hdf5Lock lock;
+  Id file_space(check_read(H5Dget_space(h_->pixels.get()), path_, "reading the pixels dataspace"));
+  const hsize_t start[5] = {hsize_t(index), 0, 0, 0, 0}, count[5] = {1, F, H, W, kChannels};
+  check_read(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr), path_,
+             "selecting a pixels sample");
+  Id mem_space(check_read(H5Screate_simple(4, count + 1, nullptr), path_, "creating a dataspace"));
+  if (H5Dread(h_->pixels.get(), H5T_NATIVE_UINT8, mem_space.get(), file_space.get(), H5P_DEFAULT,
+              pixels.data_ptr()) < 0)
+    fail("shard '", path_, "': cannot read the pixels of sample ", index, " (", hdf5_message(),
+         "); the file is corrupted: re-create it");
+  return pixels;
+}
+
+Clip ShardReader::read(int64_t index) const {
+  Clip clip;
+  clip.pixels = read_pixels(index);
+  clip.caption = captions_[index];
+  clip.fps = fps_[index];
+  clip.truth = truths_[index];
+  return clip;
+}
+
+const std::string& ShardReader::caption(int64_t index) const {
+  check_index(index);
+  return captions_[index];
+}
+
+const Truth& ShardReader::truth(int64_t index) const {
+  check_index(index);
+  return truths_[index];
+}
+
+int ShardReader::fps(int64_t index) const {
+  check_index(index);
+  return fps_[index];
+}
+
+}  // namespace reel::data

@@ -1,0 +1,60 @@
+// Multi-head attention: the one attention() kernel entry point and the self/cross layers on it.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+
+namespace reel::model {
+
+// softmax(q k^T / sqrt(Dh) + mask) v, per batch and head.
+//   q        (B, H, Nq, Dh)
+//   k, v     (B, H, Nk, Dh)
+//   key_mask bool (B, Nk), true = may be attended to; an undefined tensor attends to every key.
+// Returns (B, H, Nq, Dh). Masked keys get the dtype's lowest finite score, so they receive zero
+// weight and a row whose keys are all masked yields a finite (uniform) average instead of NaN.
+// Plain LibTorch ops (1.13 has no scaled_dot_product_attention) inside one autograd function with a
+// hand-written backward (see attention.cpp; not twice differentiable); this is the single place
+// where a fused kernel would be swapped in.
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                        const torch::Tensor& key_mask);
+
+// Bidirectional multi-head self-attention with a fused QKV projection (one Linear dim -> 3*dim)
+// and an output projection. `bias` adds biases to both (the text encoder uses them, the video
+// transformer does not, Llama-style).
+class SelfAttentionImpl : public torch::nn::Module {
+ public:
+  SelfAttentionImpl(int64_t dim, int64_t heads, bool bias);
+  // x (B, N, dim); key_mask bool (B, N) or undefined -> (B, N, dim)
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& key_mask = {});
+  void init_weights(at::Generator& gen);  // Xavier, zero biases
+
+  torch::nn::Linear qkv{nullptr};  // dim -> 3*dim: [q | k | v], heads contiguous inside each
+  torch::nn::Linear out{nullptr};  // dim -> dim
+
+ private:
+  int64_t heads_;
+};
+TORCH_MODULE(SelfAttention);
+
+// Multi-head cross-attention from x to a context sequence, no biases. K and V come from one
+// fused Linear(dim -> 2*dim) over the context.
+class CrossAttentionImpl : public torch::nn::Module {
+ public:
+  CrossAttentionImpl(int64_t dim, int64_t heads);
+  // x (B, N, dim); context (B, S, dim); context_mask bool (B, S), true = real -> (B, N, dim)
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& context,
+                        const torch::Tensor& context_mask);
+  // Xavier for q and kv; `zero_out` zeroes the output projection so the layer starts at 0.
+  void init_weights(at::Generator& gen, bool zero_out);
+
+  torch::nn::Linear q{nullptr};    // dim -> dim
+  torch::nn::Linear kv{nullptr};   // dim -> 2*dim: [k | v]
+  torch::nn::Linear out{nullptr};  // dim -> dim
+
+ private:
+  int64_t heads_;
+};
+TORCH_MODULE(CrossAttention);
+
+}  // namespace reel::model

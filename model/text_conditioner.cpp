@@ -1,0 +1,71 @@
+// Text conditioning over encoder slots (see text_conditioner.h).
+#include "model/text_conditioner.h"
+
+#include <set>
+
+#include "common/error.h"
+#include "model/init.h"
+
+namespace reel::model {
+
+void validate(const std::vector<TextEncoderSlotOptions>& slots) {
+  if (slots.empty()) fail("text: no encoder slots; give at least one (e.g. {name: byte, type: byte})");
+  std::set<std::string> names;
+  for (const auto& s : slots) {
+    if (s.name.empty() || s.name.find('.') != std::string::npos) {
+      fail("text slot name = '", s.name, "' is invalid; use a non-empty name without '.'");
+    }
+    if (!names.insert(s.name).second) fail("text slot name = '", s.name, "' appears twice; names must be unique");
+    if (s.type != "byte") fail("text slot '", s.name, "': type = '", s.type, "' is unknown; known types: byte");
+    validate(s.byte);
+  }
+}
+
+TextSlotImpl::TextSlotImpl(const TextEncoderSlotOptions& o, int64_t model_dim) : trainable_(o.trainable) {
+  encoder = register_module("encoder", ByteTextEncoder(o.byte));
+  proj = register_module("proj", torch::nn::Linear(o.byte.dim, model_dim));
+  norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({model_dim})));
+  if (!trainable_) {
+    for (auto& p : encoder->parameters()) p.set_requires_grad(false);
+  }
+}
+
+TextTokens TextSlotImpl::forward(const std::vector<std::string>& texts) {
+  TextTokens encoded;
+  if (trainable_) {
+    encoded = encoder(texts);
+  } else {
+    torch::NoGradGuard no_grad;
+    encoded = encoder(texts);
+  }
+  return {norm(proj(encoded.tokens)), encoded.mask};
+}
+
+void TextSlotImpl::init_weights(at::Generator& gen) {
+  encoder->init_weights(gen);
+  init_linear_xavier(proj, gen);
+  init_layer_norm(norm);
+}
+
+TextConditionerImpl::TextConditionerImpl(std::vector<TextEncoderSlotOptions> slots, int64_t model_dim)
+    : options_(std::move(slots)) {
+  validate(options_);
+  for (const auto& s : options_) slots_.push_back(register_module(s.name, TextSlot(s, model_dim)));
+}
+
+TextTokens TextConditionerImpl::forward(const std::vector<std::string>& texts) {
+  if (slots_.size() == 1) return slots_[0](texts);
+  std::vector<torch::Tensor> tokens, masks;
+  for (auto& slot : slots_) {
+    auto t = slot(texts);
+    tokens.push_back(t.tokens);
+    masks.push_back(t.mask);
+  }
+  return {torch::cat(tokens, 1), torch::cat(masks, 1)};
+}
+
+void TextConditionerImpl::init_weights(at::Generator& gen) {
+  for (auto& slot : slots_) slot->init_weights(gen);
+}
+
+}  // namespace reel::model

@@ -1,0 +1,61 @@
+// Text conditioning: every text-encoder slot's tokens, projected to the model width and concatenated.
+//
+// Movie Gen uses three encoders (UL2, MetaCLIP, ByT5), each followed by its own Linear + LayerNorm
+// to the model width, their outputs concatenated into one cross-attention sequence. Reel's slots
+// do the same; the only encoder type today is the byte encoder ("byte").
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/text_encoder.h"
+#include "model/text_tokens.h"
+
+namespace reel::model {
+
+struct TextEncoderSlotOptions {
+  std::string name = "byte";    // unique among the slots; names the slot's parameters (no '.')
+  std::string type = "byte";    // encoder type; known: "byte"
+  ByteTextEncoderOptions byte;  // used when type == "byte"
+  bool trainable = true;        // false: the encoder runs under NoGradGuard with requires_grad=false
+                                // (its projection and LayerNorm still train, as in Movie Gen)
+};
+
+// Throws UserError naming the slot and field when a slot list cannot be built.
+void validate(const std::vector<TextEncoderSlotOptions>& slots);
+
+// One slot: encoder -> Linear(encoder dim -> model_dim) -> LayerNorm(model_dim).
+class TextSlotImpl : public torch::nn::Module {
+ public:
+  TextSlotImpl(const TextEncoderSlotOptions& o, int64_t model_dim);
+  TextTokens forward(const std::vector<std::string>& texts);  // -> (B, L, model_dim), (B, L)
+  void init_weights(at::Generator& gen);
+
+  ByteTextEncoder encoder{nullptr};
+  torch::nn::Linear proj{nullptr};
+  torch::nn::LayerNorm norm{nullptr};
+
+ private:
+  bool trainable_;
+};
+TORCH_MODULE(TextSlot);
+
+// Runs every slot and concatenates along L: tokens (B, sum L_i, model_dim), mask (B, sum L_i).
+// Parameters are named "<slot name>.encoder.*", "<slot name>.proj.*", "<slot name>.norm.*".
+class TextConditionerImpl : public torch::nn::Module {
+ public:
+  TextConditionerImpl(std::vector<TextEncoderSlotOptions> slots, int64_t model_dim);
+  TextTokens forward(const std::vector<std::string>& texts);
+  void init_weights(at::Generator& gen);  // slots in order
+  const std::vector<TextEncoderSlotOptions>& slot_options() const { return options_; }
+
+ private:
+  std::vector<TextEncoderSlotOptions> options_;
+  std::vector<TextSlot> slots_;
+};
+TORCH_MODULE(TextConditioner);
+
+}  // namespace reel::model

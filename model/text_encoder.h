@@ -1,0 +1,76 @@
+// A byte-level text encoder (no vocabulary file): UTF-8 bytes -> contextual token features.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/attention.h"
+#include "model/layers.h"
+#include "model/text_tokens.h"
+
+namespace reel::model {
+
+struct ByteTextEncoderOptions {
+  int64_t dim = 128;    // token width
+  int64_t depth = 2;    // transformer layers
+  int64_t heads = 4;    // attention heads; must divide dim
+  int64_t max_len = 96; // longest text in bytes; longer texts are cut (at a UTF-8 character
+                        // boundary), so a sequence is at most max_len + 2 tokens with BOS/EOS
+};
+
+// Throws UserError naming the field when an option is out of range.
+void validate(const ByteTextEncoderOptions& o);
+
+// Token ids: bytes are 0..255, then BOS, EOS and the padding id (259 embedding rows in all).
+constexpr int64_t kByteBos = 256;
+constexpr int64_t kByteEos = 257;
+constexpr int64_t kBytePad = 258;
+constexpr int64_t kByteVocab = 259;
+
+struct ByteIds {
+  torch::Tensor ids;   // int64 (B, L): BOS, bytes, EOS, then kBytePad up to L
+  torch::Tensor mask;  // bool (B, L), true = not padding
+};
+// Tokenises on the CPU. L = 2 + the longest (truncated) byte count in the batch. "" is valid
+// (just BOS, EOS: the unconditional input for classifier-free guidance).
+ByteIds byte_tokenize(const std::vector<std::string>& texts, int64_t max_len);
+
+// One pre-norm bidirectional layer: x + attn(LN(x)), then x + mlp(LN(x)) with a 4x GELU MLP.
+class TextEncoderLayerImpl : public torch::nn::Module {
+ public:
+  TextEncoderLayerImpl(int64_t dim, int64_t heads);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask);  // (B, L, D), (B, L) -> (B, L, D)
+  void init_weights(at::Generator& gen);
+
+  torch::nn::LayerNorm norm1{nullptr};
+  SelfAttention attn{nullptr};
+  torch::nn::LayerNorm norm2{nullptr};
+  GeluMLP mlp{nullptr};
+};
+TORCH_MODULE(TextEncoderLayer);
+
+// Learned byte and position embeddings, `depth` TextEncoderLayers with a key padding mask, a final
+// LayerNorm. Parameters: embed (259, dim), pos (max_len + 2, dim), layers.i.*, final_norm.
+class ByteTextEncoderImpl : public torch::nn::Module {
+ public:
+  explicit ByteTextEncoderImpl(ByteTextEncoderOptions o);
+  // texts: B strings (B >= 1) -> tokens (B, L, dim) on the parameters' device, mask (B, L).
+  TextTokens forward(const std::vector<std::string>& texts);
+  void init_weights(at::Generator& gen);  // embeddings N(0, 0.02), Xavier linears, norms 1/0
+  const ByteTextEncoderOptions& options() const { return options_; }
+
+  torch::nn::Embedding embed{nullptr};
+  torch::Tensor pos;  // (max_len + 2, dim)
+  torch::nn::ModuleList layers{nullptr};
+  torch::nn::LayerNorm final_norm{nullptr};
+
+ private:
+  ByteTextEncoderOptions options_;
+  std::vector<TextEncoderLayer> layer_list_;  // the same modules as `layers`, typed
+};
+TORCH_MODULE(ByteTextEncoder);
+
+}  // namespace reel::model

@@ -1,0 +1,82 @@
+// The Movie Gen video transformer (see video_transformer.h).
+#include "model/video_transformer.h"
+
+#include "common/error.h"
+#include "model/init.h"
+
+namespace reel::model {
+
+void validate(const VideoTransformerOptions& o) {
+  auto positive = [](const char* field, int64_t v) {
+    if (v <= 0) fail("transformer option ", field, " = ", v, " must be positive");
+  };
+  positive("in_channels", o.in_channels);
+  positive("dim", o.dim);
+  positive("depth", o.depth);
+  positive("heads", o.heads);
+  positive("time_freq_dim", o.time_freq_dim);
+  const char* axes[3] = {"t", "h", "w"};
+  for (int i = 0; i < 3; ++i) {
+    positive(cat("patch[", i, "] (", axes[i], ")").c_str(), o.patch[i]);
+    positive(cat("max_grid[", i, "] (", axes[i], ")").c_str(), o.max_grid[i]);
+  }
+  if (o.ffn_dim < 0) fail("transformer option ffn_dim = ", o.ffn_dim, " must be >= 0 (0 = SwiGLU default)");
+  if (o.dim % o.heads != 0) {
+    fail("transformer option heads = ", o.heads, " does not divide dim = ", o.dim,
+         "; pick heads so that dim / heads is an integer");
+  }
+  if (o.time_freq_dim % 2 != 0) fail("transformer option time_freq_dim = ", o.time_freq_dim, " must be even");
+  if (!(o.norm_eps > 0)) fail("transformer option norm_eps = ", o.norm_eps, " must be positive");
+}
+
+int64_t resolved_ffn_dim(const VideoTransformerOptions& o) {
+  return o.ffn_dim > 0 ? o.ffn_dim : swiglu_hidden_dim(o.dim);
+}
+
+VideoTransformerImpl::VideoTransformerImpl(VideoTransformerOptions o) : options_(o) {
+  validate(o);
+  int64_t patch_dim = o.in_channels * o.patch[0] * o.patch[1] * o.patch[2];
+  patch_embed = register_module("patch_embed", torch::nn::Linear(patch_dim, o.dim));
+  pos_embed = register_module("pos_embed", FactorizedPositionEmbedding(o.max_grid, o.dim));
+  time_embed = register_module("time_embed", TimestepEmbedder(o.time_freq_dim, o.dim));
+  adaln = register_module("adaln", torch::nn::Linear(o.dim, 6 * o.dim));
+  blocks = register_module("blocks", torch::nn::ModuleList());
+  for (int64_t i = 0; i < o.depth; ++i) {
+    block_list_.emplace_back(o.dim, o.heads, resolved_ffn_dim(o), o.norm_eps);
+    blocks->push_back(block_list_.back());
+  }
+  final = register_module("final", FinalLayer(o.dim, patch_dim, o.norm_eps));
+}
+
+torch::Tensor VideoTransformerImpl::forward(const torch::Tensor& x, const torch::Tensor& t, const TextTokens& text) {
+  const auto& o = options_;
+  Grid3 grid = patch_grid(x.sizes(), o.patch);
+  check_grid_fits(grid, o.max_grid, x.sizes());
+  int64_t b = x.size(0);
+  if (x.size(1) != o.in_channels) {
+    fail("video shape ", x.sizes(), " has ", x.size(1), " channels but transformer in_channels = ", o.in_channels);
+  }
+  REEL_CHECK(t.dim() == 1 && t.size(0) == b, "t must be (B) = (", b, "), got ", t.sizes());
+  REEL_CHECK(text.tokens.dim() == 3 && text.tokens.size(0) == b && text.tokens.size(2) == o.dim,
+             "text tokens must be (B, S, dim) = (", b, ", S, ", o.dim, "), got ", text.tokens.sizes());
+  REEL_CHECK(text.mask.dim() == 2 && text.mask.size(0) == b && text.mask.size(1) == text.tokens.size(1),
+             "text mask must be (B, S) matching tokens ", text.tokens.sizes(), ", got ", text.mask.sizes());
+
+  auto pos = pos_embed(grid);                               // (N, D), broadcast over B
+  auto h = patch_embed(patchify(x, o.patch));               // (B, N, D)
+  auto time_act = torch::silu(time_embed(t));               // (B, D)
+  auto shared_mod = adaln(time_act).view({b, 6, o.dim});    // (B, 6, D)
+  for (auto& block : block_list_) h = block(h + pos, shared_mod, text);
+  return unpatchify(final(h, time_act), o.patch, o.in_channels, x.size(2), x.size(3), x.size(4));
+}
+
+void VideoTransformerImpl::init_weights(at::Generator& gen) {
+  init_linear_xavier(patch_embed, gen);
+  pos_embed->init_weights(gen);
+  time_embed->init_weights(gen);
+  init_linear_zero(adaln);
+  for (auto& block : block_list_) block->init_weights(gen);
+  final->init_weights();
+}
+
+}  // namespace reel::model

@@ -1,0 +1,65 @@
+// The Movie Gen video transformer: noisy video + flow time + text tokens -> velocity.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "model/layers.h"
+#include "model/patchify.h"
+#include "model/position_embedding.h"
+#include "model/text_tokens.h"
+#include "model/video_block.h"
+
+namespace reel::model {
+
+struct VideoTransformerOptions {
+  int64_t in_channels = 3;                       // latent (or pixel) channels C
+  std::array<int64_t, 3> patch = {1, 2, 2};      // (t, h, w) patch = patch-embedding kernel = stride
+  int64_t dim = 128;                             // model width D
+  int64_t depth = 4;                             // blocks
+  int64_t heads = 4;                             // attention heads; must divide dim
+  int64_t ffn_dim = 0;                           // SwiGLU hidden width; 0 -> swiglu_hidden_dim(dim)
+                                                 // = round_up(ceil(8*dim/3), 32): 128 -> 352, 6144 -> 16384
+  std::array<int64_t, 3> max_grid = {8, 8, 8};   // position-table sizes in patches (t, h, w)
+  int64_t time_freq_dim = 256;                   // sinusoidal time features before the time MLP; even
+  double norm_eps = 1e-6;                        // RMSNorm epsilon
+};
+
+// Throws UserError naming the field and value when an option is out of range.
+void validate(const VideoTransformerOptions& o);
+// ffn_dim with the 0 default resolved.
+int64_t resolved_ffn_dim(const VideoTransformerOptions& o);
+
+// tokens = Linear(patchify(x)) (equivalent to a Conv3d with kernel = stride = patch; counted as
+// C*pt*ph*pw*D + D parameters); time embedding e = MLP(sinusoidal(1000 t)); shared adaLN
+// m = Linear(D -> 6D)(SiLU(e)) (see video_block.h); before EVERY block the factorized t/h/w
+// position embedding is added (Movie Gen); then FinalLayer and unpatchify.
+// Parameter names: patch_embed.*, pos_embed.{t,h,w}, time_embed.*, adaln.*, blocks.<i>.*, final.*.
+class VideoTransformerImpl : public torch::nn::Module {
+ public:
+  explicit VideoTransformerImpl(VideoTransformerOptions o);
+  // x (B, C, F, H, W); t (B) float in [0, 1]; text.tokens (B, S, dim), text.mask bool (B, S)
+  // -> velocity (B, C, F, H, W). Throws UserError (naming the shape) when F/H/W do not divide by
+  // the patch, the patch grid exceeds max_grid, or the channels are not in_channels.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const TextTokens& text);
+  void init_weights(at::Generator& gen);
+  const VideoTransformerOptions& options() const { return options_; }
+  const std::vector<VideoBlock>& block_list() const { return block_list_; }
+
+  torch::nn::Linear patch_embed{nullptr};        // C*pt*ph*pw -> D
+  FactorizedPositionEmbedding pos_embed{nullptr};
+  TimestepEmbedder time_embed{nullptr};
+  torch::nn::Linear adaln{nullptr};              // D -> 6*D, shared by all blocks
+  torch::nn::ModuleList blocks{nullptr};
+  FinalLayer final{nullptr};
+
+ private:
+  VideoTransformerOptions options_;
+  std::vector<VideoBlock> block_list_;  // the same modules as `blocks`, typed
+};
+TORCH_MODULE(VideoTransformer);
+
+}  // namespace reel::model

@@ -1,0 +1,34 @@
+# Shared helpers for the end-to-end tests. Each test script is called as
+#   bash tests/e2e/NAME.sh REEL_BINARY WORK_DIR
+# from the repository root, and fails (non-zero exit) with a message on the first broken check.
+set -euo pipefail
+REEL="$1"
+WORK="$2"
+rm -rf "$WORK"
+mkdir -p "$WORK"
+
+die() { echo "FAIL: $*" >&2; exit 1; }
+
+# expect_exit CODE PATTERN -- command...: runs the command, checks its exit code and that
+# stderr+stdout contain PATTERN (a grep -E regex).
+expect_exit() {
+  local code="$1" pattern="$2"; shift 3
+  local out rc=0
+  out=$("$@" 2>&1) || rc=$?
+  [ "$rc" = "$code" ] || die "expected exit $code, got $rc from: $*
+$out"
+  echo "$out" | grep -Eq -- "$pattern" || die "output of '$*' lacks /$pattern/:
+$out"
+}
+
+# A tiny dataset and recipe overrides that train in seconds.
+make_tiny_data() {
+  "$REEL" data synth --out "$WORK/data" --buckets 4x8x8,1x8x8 --train-per-bucket 64 \
+    --val-per-bucket 8 --samples-per-shard 32 --seed 1 >/dev/null
+}
+TINY=(model.dim=32 model.depth=1 model.heads=2 model.max_frames=4 model.max_height=8
+      model.max_width=8 model.text_encoders.0.dim=32 model.text_encoders.0.depth=1
+      model.text_encoders.0.heads=2 model.text_encoders.0.max_len=48 data.batch_size=4
+      data.workers=1 trainer.warmup_steps=2 trainer.log_every=1 trainer.val_every=3
+      trainer.val_samples=4 trainer.threads=1 sample.bucket=4x8x8 sample.scale=2
+      eval.prompts=8 eval.steps=4)

@@ -1,0 +1,51 @@
+// Factorized t/h/w position embeddings: the right table rows reach every token of every bucket.
+#include <gtest/gtest.h>
+
+#include "common/error.h"
+#include "model/patchify.h"
+#include "model/position_embedding.h"
+#include "model_test_util.h"
+
+using namespace reel::model;
+using reel::model::testing::contains;
+
+TEST(PositionEmbedding, EveryTokenOfEveryBucketGetsItsOwnTableRows) {
+  const int64_t d = 3;
+  FactorizedPositionEmbedding pos(Grid3{8, 12, 12}, d);
+  {
+    torch::NoGradGuard no_grad;
+    // t rows hold t, h rows 100*h, w rows 10000*w + channel: every (t, h, w, c) sums to a unique value.
+    for (int64_t i = 0; i < 8; ++i) pos->t[i].fill_(static_cast<double>(i));
+    for (int64_t i = 0; i < 12; ++i) pos->h[i].fill_(100.0 * i);
+    for (int64_t i = 0; i < 12; ++i) pos->w[i].copy_(torch::arange(d).to(torch::kFloat) + 10000.0 * i);
+  }
+  // Pixel buckets F x H x W with the tiny model's 1x2x2 patch.
+  std::vector<std::vector<int64_t>> buckets = {{8, 16, 16}, {8, 16, 24}, {1, 16, 16}};
+  for (const auto& bucket : buckets) {
+    Grid3 grid = patch_grid({1, 3, bucket[0], bucket[1], bucket[2]}, {1, 2, 2});
+    auto table = pos(grid);
+    ASSERT_EQ(table.sizes(), (std::vector<int64_t>{grid[0] * grid[1] * grid[2], d}));
+    auto acc = table.accessor<float, 2>();
+    for (int64_t t = 0; t < grid[0]; ++t)
+      for (int64_t h = 0; h < grid[1]; ++h)
+        for (int64_t w = 0; w < grid[2]; ++w)
+          for (int64_t c = 0; c < d; ++c) {
+            int64_t n = (t * grid[1] + h) * grid[2] + w;
+            ASSERT_EQ(acc[n][c], static_cast<float>(t + 100 * h + 10000 * w + c))
+                << "bucket " << bucket[0] << "x" << bucket[1] << "x" << bucket[2] << " token " << n;
+          }
+  }
+}
+
+TEST(PositionEmbedding, OversizeGridThrowsNamingGridAndLimit) {
+  FactorizedPositionEmbedding pos(Grid3{8, 8, 8}, 4);
+  try {
+    pos(Grid3{8, 8, 12});
+    FAIL() << "expected UserError";
+  } catch (const reel::UserError& e) {
+    EXPECT_TRUE(contains(e.what(), "(8, 8, 12)")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "max_grid = (8, 8, 8)")) << e.what();
+  }
+  EXPECT_THROW(pos(Grid3{9, 1, 1}), reel::UserError);
+  EXPECT_NO_THROW(pos(Grid3{8, 8, 8}));
+}

@@ -1,0 +1,111 @@
+// Byte tokenizer, byte encoder and text conditioner: ids, truncation, padding, slots, freezing.
+#include <gtest/gtest.h>
+
+#include "common/error.h"
+#include "model/init.h"
+#include "model/text_conditioner.h"
+#include "model/text_encoder.h"
+#include "model_test_util.h"
+
+using namespace reel::model;
+using reel::model::testing::contains;
+
+TEST(ByteTokenize, FramesBytesWithBosEosAndPadsToLongest) {
+  auto ids = byte_tokenize({"ab", ""}, 96);
+  ASSERT_EQ(ids.ids.sizes(), (std::vector<int64_t>{2, 4}));
+  EXPECT_TRUE(torch::equal(ids.ids[0], torch::tensor({kByteBos, int64_t{'a'}, int64_t{'b'}, kByteEos})));
+  EXPECT_TRUE(torch::equal(ids.ids[1], torch::tensor({kByteBos, kByteEos, kBytePad, kBytePad})));
+  EXPECT_TRUE(torch::equal(ids.mask[0], torch::tensor({true, true, true, true})));
+  EXPECT_TRUE(torch::equal(ids.mask[1], torch::tensor({true, true, false, false})));
+}
+
+TEST(ByteTokenize, TruncatesToMaxLenAtCharacterBoundary) {
+  auto ids = byte_tokenize({"abcdef"}, 4);
+  EXPECT_TRUE(torch::equal(ids.ids[0], torch::tensor({kByteBos, int64_t{'a'}, int64_t{'b'}, int64_t{'c'}, int64_t{'d'}, kByteEos})));
+  // "a" + U+00E9 (0xC3 0xA9): a 2-byte cut would split the character, so only "a" stays.
+  auto utf8 = byte_tokenize({"a\xC3\xA9"}, 2);
+  EXPECT_TRUE(torch::equal(utf8.ids[0], torch::tensor({kByteBos, int64_t{'a'}, kByteEos})));
+  auto whole = byte_tokenize({"a\xC3\xA9"}, 3);
+  EXPECT_TRUE(torch::equal(whole.ids[0], torch::tensor({kByteBos, int64_t{'a'}, int64_t{0xC3}, int64_t{0xA9}, kByteEos})));
+}
+
+TEST(ByteTextEncoder, PaddingInBatchDoesNotChangeRealTokens) {
+  ByteTextEncoder enc(ByteTextEncoderOptions{16, 2, 2, 32});
+  auto gen = make_init_generator(3);
+  enc->init_weights(gen);
+  auto alone = enc->forward({"red ball"});
+  auto batched = enc->forward({"red ball", "a much longer caption about a blue cube", ""});
+  int64_t l = alone.tokens.size(1);
+  ASSERT_EQ(l, 10);
+  ASSERT_GT(batched.tokens.size(1), l);
+  EXPECT_TRUE(torch::allclose(batched.tokens[0].slice(0, 0, l), alone.tokens[0], 1e-5, 1e-5));
+  EXPECT_FALSE(batched.mask[0][l].item<bool>());
+  EXPECT_EQ(batched.mask[2].sum().item<int64_t>(), 2);  // "" is BOS, EOS
+  EXPECT_TRUE(torch::isfinite(batched.tokens).all().item<bool>());
+}
+
+TEST(ByteTextEncoder, BadOptionsNameTheField) {
+  try {
+    ByteTextEncoder enc(ByteTextEncoderOptions{16, 1, 3, 8});
+    FAIL() << "expected UserError";
+  } catch (const reel::UserError& e) {
+    EXPECT_TRUE(contains(e.what(), "heads = 3")) << e.what();
+  }
+  EXPECT_THROW(ByteTextEncoder(ByteTextEncoderOptions{16, 1, 2, 0}), reel::UserError);
+}
+
+TEST(TextConditioner, ConcatenatesSlotsAtModelWidth) {
+  TextEncoderSlotOptions a, b;
+  a.name = "small";
+  a.byte = ByteTextEncoderOptions{8, 1, 2, 4};
+  b.name = "wide";
+  b.byte = ByteTextEncoderOptions{16, 1, 4, 32};
+  TextConditioner cond(std::vector<TextEncoderSlotOptions>{a, b}, 24);
+  auto gen = make_init_generator(1);
+  cond->init_weights(gen);
+  auto out = cond->forward({"abcdefgh", "xy"});
+  // slot a truncates to 4 bytes -> 6 tokens; slot b keeps 8 bytes -> 10 tokens.
+  ASSERT_EQ(out.tokens.sizes(), (std::vector<int64_t>{2, 16, 24}));
+  EXPECT_TRUE(torch::equal(out.mask[1], torch::tensor({true, true, true, true, false, false, true, true, true, true,
+                                                       false, false, false, false, false, false})));
+  // Each slot ends in its own LayerNorm (weight 1, bias 0): every token has ~zero mean over D.
+  EXPECT_LT(out.tokens.mean(-1).abs().max().item<float>(), 1e-4);
+}
+
+TEST(TextConditioner, FrozenSlotGetsNoGradientButItsProjectionDoes) {
+  TextEncoderSlotOptions frozen, live;
+  frozen.name = "frozen";
+  frozen.trainable = false;
+  frozen.byte = ByteTextEncoderOptions{8, 1, 2, 16};
+  live.name = "live";
+  live.byte = ByteTextEncoderOptions{8, 1, 2, 16};
+  TextConditioner cond(std::vector<TextEncoderSlotOptions>{frozen, live}, 12);
+  auto gen = make_init_generator(2);
+  cond->init_weights(gen);
+  auto out = cond->forward({"hello"});
+  (out.tokens * torch::randn_like(out.tokens)).sum().backward();
+  for (const auto& p : cond->named_parameters()) {
+    bool frozen_encoder = p.key().rfind("frozen.encoder.", 0) == 0;
+    EXPECT_EQ(p.value().requires_grad(), !frozen_encoder) << p.key();
+    if (frozen_encoder) {
+      EXPECT_FALSE(p.value().grad().defined()) << p.key();
+    } else {
+      ASSERT_TRUE(p.value().grad().defined()) << p.key();
+      EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
+    }
+  }
+}
+
+TEST(TextConditioner, BadSlotsAreUserErrors) {
+  TextEncoderSlotOptions s;
+  s.type = "ul2";
+  try {
+    TextConditioner(std::vector<TextEncoderSlotOptions>{s}, 16);
+    FAIL() << "expected UserError";
+  } catch (const reel::UserError& e) {
+    EXPECT_TRUE(contains(e.what(), "type = 'ul2'")) << e.what();
+  }
+  TextEncoderSlotOptions a;
+  EXPECT_THROW(TextConditioner(std::vector<TextEncoderSlotOptions>{a, a}, 16), reel::UserError);
+  EXPECT_THROW(TextConditioner(std::vector<TextEncoderSlotOptions>{}, 16), reel::UserError);
+}

@@ -1,0 +1,128 @@
+// The video transformer: shapes, identity at init, key padding, gradient flow, shape errors.
+#include <gtest/gtest.h>
+
+#include "common/error.h"
+#include "model/init.h"
+#include "model/registry.h"
+#include "model/t2v.h"
+#include "model_test_util.h"
+
+using namespace reel::model;
+using namespace reel::model::testing;
+
+namespace {
+
+T2VModel make_small(uint64_t seed, bool perturb) {
+  T2VModel model(small_options());
+  model->init_weights(seed);
+  if (perturb) perturb_zero_params(*model, seed + 100);
+  return model;
+}
+
+}  // namespace
+
+TEST(VideoTransformer, OutputShapeEqualsInputForVideoAndOneFrame) {
+  T2VModel model(find_size(find_model("t2v"), "tiny"));
+  model->init_weights(0);
+  perturb_zero_params(*model, 1);
+  torch::NoGradGuard no_grad;
+  for (auto shape : {std::vector<int64_t>{2, 3, 8, 16, 16}, std::vector<int64_t>{2, 3, 1, 16, 16},
+                     std::vector<int64_t>{1, 3, 4, 16, 24}}) {
+    auto x = torch::randn(shape);
+    std::vector<std::string> captions(shape[0], "FPS-8 a red ball");
+    auto v = model->forward(x, torch::rand({shape[0]}), captions);
+    EXPECT_EQ(v.sizes(), x.sizes());
+    EXPECT_TRUE(torch::isfinite(v).all().item<bool>());
+  }
+}
+
+TEST(VideoTransformer, ZeroInitGivesZeroVelocityAndIdentityBlocks) {
+  auto model = make_small(5, /*perturb=*/false);
+  torch::NoGradGuard no_grad;
+  auto x = torch::randn({2, 3, 2, 8, 8});
+  auto v = model->forward(x, torch::tensor({0.1f, 0.9f}), {"a red ball", ""});
+  EXPECT_EQ(v.abs().max().item<float>(), 0.0f);
+
+  auto text = model->encode_text({"a red ball", "a blue cube"});
+  auto h = torch::randn({2, 16, 32});
+  auto shared_mod = torch::zeros({2, 6, 32});  // what the zero-initialised shared adaLN produces
+  for (auto block : model->transformer->block_list()) {
+    EXPECT_TRUE(torch::equal(block->forward(h, shared_mod, text), h));
+  }
+}
+
+TEST(VideoTransformer, TextPaddingDoesNotChangeOutput) {
+  auto model = make_small(6, /*perturb=*/true);
+  torch::NoGradGuard no_grad;
+  auto x = torch::randn({1, 3, 2, 8, 8});
+  auto t = torch::tensor({0.3f});
+  auto text = model->encode_text({"a red ball"});
+  // Extra junk tokens with mask = false.
+  TextTokens padded{torch::cat({text.tokens, 10 * torch::randn({1, 5, 32})}, 1),
+                    torch::cat({text.mask, torch::zeros({1, 5}, torch::kBool)}, 1)};
+  auto a = model->forward_with_text(x, t, text);
+  auto b = model->forward_with_text(x, t, padded);
+  EXPECT_TRUE(torch::allclose(a, b, 1e-5, 1e-6));
+  // Through the whole model: a short caption padded by a longer one in the same batch.
+  auto batched = model->forward(torch::cat({x, x}), torch::cat({t, t}), {"a red ball", "a much longer caption here"});
+  EXPECT_TRUE(torch::allclose(batched[0], a[0], 1e-5, 1e-6));
+  // And the mask matters: unmasking the junk does change the output.
+  padded.mask.fill_(true);
+  EXPECT_FALSE(torch::allclose(a, model->forward_with_text(x, t, padded), 1e-4, 1e-5));
+}
+
+TEST(VideoTransformer, GradientsReachTextEncoderAndEveryBlock) {
+  auto model = make_small(7, /*perturb=*/true);
+  auto x = torch::randn({2, 3, 2, 8, 8});
+  auto v = model->forward(x, torch::tensor({0.2f, 0.7f}), {"FPS-8 a red ball", "FPS-8 a green cone"});
+  torch::mse_loss(v, torch::randn_like(v)).backward();
+  int64_t checked = 0, text_params = 0, block_params = 0;
+  for (const auto& p : model->named_parameters()) {
+    ASSERT_TRUE(p.value().grad().defined()) << p.key();
+    EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
+    EXPECT_TRUE(torch::isfinite(p.value().grad()).all().item<bool>()) << p.key();
+    ++checked;
+    text_params += p.key().rfind("text.byte.encoder.", 0) == 0;
+    block_params += p.key().rfind("transformer.blocks.1.", 0) == 0;
+  }
+  EXPECT_EQ(checked, static_cast<int64_t>(model->parameters().size()));
+  EXPECT_GT(text_params, 0);
+  EXPECT_GT(block_params, 0);
+}
+
+TEST(VideoTransformer, ShapeErrorsNameTheShape) {
+  auto model = make_small(8, false);
+  auto t = torch::tensor({0.5f});
+  try {
+    model->forward(torch::zeros({1, 3, 5, 8, 8}), t, {"x"});  // 5 frames > max_grid t = 4
+    FAIL() << "expected UserError";
+  } catch (const reel::UserError& e) {
+    EXPECT_TRUE(contains(e.what(), "[1, 3, 5, 8, 8]")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "max_grid")) << e.what();
+  }
+  try {
+    model->forward(torch::zeros({1, 3, 2, 8, 7}), t, {"x"});  // W = 7 not a multiple of 2
+    FAIL() << "expected UserError";
+  } catch (const reel::UserError& e) {
+    EXPECT_TRUE(contains(e.what(), "[1, 3, 2, 8, 7]")) << e.what();
+  }
+  EXPECT_THROW(model->forward(torch::zeros({1, 4, 2, 8, 8}), t, {"x"}), reel::UserError);  // channels
+  EXPECT_THROW(model->forward(torch::zeros({2, 3, 2, 8, 8}), torch::rand({2}), {"x"}), reel::UserError);
+}
+
+TEST(VideoTransformer, BadOptionsNameTheField) {
+  VideoTransformerOptions o;
+  o.heads = 3;
+  try {
+    VideoTransformer m(o);
+    FAIL() << "expected UserError";
+  } catch (const reel::UserError& e) {
+    EXPECT_TRUE(contains(e.what(), "heads = 3")) << e.what();
+  }
+  o = VideoTransformerOptions{};
+  o.patch = {1, 0, 2};
+  EXPECT_THROW(VideoTransformer{o}, reel::UserError);
+  o = VideoTransformerOptions{};
+  o.time_freq_dim = 7;
+  EXPECT_THROW(VideoTransformer{o}, reel::UserError);
+}

@@ -1,0 +1,97 @@
+// The flow-matching objective and the schedules against their definitions.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "trainer/flow_matching.h"
+#include "trainer/schedule.h"
+
+using namespace reel::trainer;
+
+TEST(FlowPath, EndpointsAndTarget) {
+  torch::manual_seed(0);
+  torch::Tensor x1 = torch::randn({4, 3, 2, 4, 4});
+  torch::Tensor x0 = torch::randn({4, 3, 2, 4, 4});
+  const double s = 1e-5;
+  FlowPoint at0 = flow_path(x1, x0, torch::zeros({4}), s);
+  EXPECT_TRUE(torch::allclose(at0.xt, x0));
+  FlowPoint at1 = flow_path(x1, x0, torch::ones({4}), s);
+  EXPECT_TRUE(torch::allclose(at1.xt, x1 + s * x0, 1e-6, 1e-7));
+  EXPECT_TRUE(torch::allclose(at0.target, x1 - (1 - s) * x0));
+  // The target is the derivative of the path: finite difference at t = 0.3.
+  torch::Tensor t = torch::full({4}, 0.3), dt = torch::full({4}, 1e-3);
+  torch::Tensor fd = (flow_path(x1, x0, t + dt, s).xt - flow_path(x1, x0, t, s).xt) / 1e-3;
+  EXPECT_TRUE(torch::allclose(fd, at0.target, 1e-3, 1e-3));
+  // Per-sample t: sample 2 at t = 1 is data, sample 0 at t = 0 is noise.
+  FlowPoint mixed = flow_path(x1, x0, torch::tensor({0.0f, 0.5f, 1.0f, 0.25f}), s);
+  EXPECT_TRUE(torch::allclose(mixed.xt[0], x0[0]));
+  EXPECT_TRUE(torch::allclose(mixed.xt[2], x1[2] + s * x0[2], 1e-6, 1e-7));
+}
+
+TEST(FlowLoss, IsMeanSquaredError) {
+  torch::Tensor a = torch::tensor({1.0f, 2.0f, 3.0f, 4.0f}).view({2, 2});
+  torch::Tensor b = torch::tensor({1.0f, 0.0f, 3.0f, 1.0f}).view({2, 2});
+  EXPECT_FLOAT_EQ(flow_loss(a, b).item<float>(), (4.0f + 9.0f) / 4.0f);
+  torch::Tensor per = flow_loss_per_sample(a, b);
+  EXPECT_FLOAT_EQ(per[0].item<float>(), 2.0f);
+  EXPECT_FLOAT_EQ(per[1].item<float>(), 4.5f);
+}
+
+TEST(SampleT, LogitNormalMoments) {
+  at::Generator gen = at::detail::createCPUGenerator(7);
+  FlowMatchingOptions o;
+  torch::Tensor t = sample_t(200000, o, gen).to(torch::kFloat64);
+  EXPECT_GT(t.min().item<double>(), 0.0);
+  EXPECT_LT(t.max().item<double>(), 1.0);
+  // logit(t) must be N(0, 1); t itself has mean 0.5 and std ~0.2083 for logit-normal(0, 1).
+  torch::Tensor logit = torch::log(t / (1 - t));
+  EXPECT_NEAR(logit.mean().item<double>(), 0.0, 0.01);
+  EXPECT_NEAR(logit.std().item<double>(), 1.0, 0.01);
+  EXPECT_NEAR(t.mean().item<double>(), 0.5, 0.003);
+  EXPECT_NEAR(t.std().item<double>(), 0.2083, 0.003);
+  // A shifted distribution moves the mean of logit(t).
+  o.t_mean = 1.0;
+  o.t_std = 0.5;
+  torch::Tensor t2 = sample_t(100000, o, gen).to(torch::kFloat64);
+  torch::Tensor l2 = torch::log(t2 / (1 - t2));
+  EXPECT_NEAR(l2.mean().item<double>(), 1.0, 0.01);
+  EXPECT_NEAR(l2.std().item<double>(), 0.5, 0.01);
+}
+
+TEST(SampleT, SeededIsDeterministic) {
+  at::Generator a = at::detail::createCPUGenerator(3), b = at::detail::createCPUGenerator(3);
+  EXPECT_TRUE(torch::equal(sample_t(16, {}, a), sample_t(16, {}, b)));
+}
+
+TEST(LinearQuadraticSchedule, PublishedShape) {
+  std::vector<double> t = linear_quadratic_schedule(50);
+  ASSERT_EQ(t.size(), 51u);
+  EXPECT_DOUBLE_EQ(t.front(), 0.0);
+  EXPECT_DOUBLE_EQ(t.back(), 1.0);
+  for (int i = 0; i <= 25; ++i) EXPECT_NEAR(t[i], i / 250.0, 1e-12) << "step " << i;
+  for (size_t i = 1; i < t.size(); ++i) EXPECT_GT(t[i], t[i - 1]) << "not monotone at " << i;
+  // The quadratic part joins with the linear slope and then accelerates.
+  EXPECT_NEAR(t[26] - t[25], 1.0 / 250, 1.0 / 250 * 0.2);
+  EXPECT_GT(t[50] - t[49], t[27] - t[26]);
+}
+
+TEST(LinearQuadraticSchedule, RejectsTooFewSteps) {
+  EXPECT_THROW(linear_quadratic_schedule(1), reel::UserError);
+}
+
+TEST(LearningRate, WarmupThenCosineToMin) {
+  LrScheduleOptions o;
+  o.lr = 1e-3;
+  o.min_lr = 1e-4;
+  o.warmup_steps = 10;
+  o.total_steps = 110;
+  EXPECT_NEAR(learning_rate(o, 0), 1e-4, 1e-12);
+  EXPECT_NEAR(learning_rate(o, 9), 1e-3, 1e-12);
+  EXPECT_NEAR(learning_rate(o, 10), 1e-3, 1e-12);
+  EXPECT_NEAR(learning_rate(o, 60), 5.5e-4, 1e-9);
+  EXPECT_NEAR(learning_rate(o, 110), 1e-4, 1e-12);
+  EXPECT_NEAR(learning_rate(o, 500), 1e-4, 1e-12);
+  for (int s = 11; s < 110; ++s) EXPECT_LE(learning_rate(o, s), learning_rate(o, s - 1));
+  o.kind = "constant";
+  EXPECT_NEAR(learning_rate(o, 80), 1e-3, 1e-12);
+}

@@ -1,0 +1,84 @@
+// `reel bench step RECIPE` and `reel bench matmul`.
+#include <chrono>
+#include <cstdio>
+
+#include "common/error.h"
+#include "common/runtime.h"
+#include "trainer/cli/args.h"
+#include "trainer/cli/commands.h"
+#include "trainer/metrics.h"
+#include "trainer/recipe.h"
+#include "trainer/trainer.h"
+
+namespace reel::cli {
+namespace {
+
+int bench_matmul(int argc, char** argv, int first) {
+  Command c("reel bench matmul [--size N] [--threads N]",
+            "Measures this machine's fp32 matrix-multiply rate (N x N x N, all cores by default).");
+  c.option("size", "N", "matrix size (default 1024)").option("threads", "N", "threads (default: every core)");
+  auto args = c.parse(argc, argv, first);
+  if (!args) return 0;
+  int threads = configure_threads(static_cast<int>(args->get_int("threads", 0)));
+  int n = static_cast<int>(args->get_int("size", 1024));
+  if (n < 16) fail("--size must be >= 16, got ", n);
+  double f = trainer::measure_matmul_flops(n, 2.0);
+  std::printf("matmul fp32 %dx%dx%d, %d threads: %.1f GFLOP/s\n", n, n, n, threads, f / 1e9);
+  return 0;
+}
+
+int bench_step(int argc, char** argv, int first) {
+  Command c("reel bench step RECIPE [key.path=value ...] [--steps N] [--warmup N]",
+            "Times training steps of a recipe and reports achieved FLOP/s against this machine's measured fp32\n"
+            "matmul rate (1024^3, all cores). FLOPs = 3 x forward, forward = 2 x matmul weights x tokens plus\n"
+            "attention (self 4 N^2 d, cross 4 N L d per layer) and the text encoder. Writes to run.dir/bench/.");
+  c.positional("RECIPE", "recipe file")
+      .option("steps", "N", "timed steps (default 20)")
+      .option("warmup", "N", "untimed steps first (default 3)")
+      .min_positionals(1)
+      .max_positionals(-1);
+  auto args = c.parse(argc, argv, first);
+  if (!args) return 0;
+  std::vector<std::string> overrides(args->positionals().begin() + 1, args->positionals().end());
+  trainer::Recipe probe = trainer::load_recipe(args->positionals()[0], overrides);
+  overrides.push_back("run.dir=" + probe.run.dir + "/bench");
+  overrides.push_back("trainer.val_every=0");
+  overrides.push_back("trainer.ckpt_every=0");
+  trainer::Recipe recipe = trainer::load_recipe(args->positionals()[0], overrides);
+  const int64_t steps = args->get_int("steps", 20), warmup = args->get_int("warmup", 3);
+  if (steps < 1 || warmup < 0) fail("--steps must be >= 1 and --warmup >= 0");
+  trainer::Trainer t(recipe, false);
+  for (int64_t i = 0; i < warmup; ++i) t.train_step();
+  double seconds = 0, flops = 0;
+  int64_t samples = 0, tokens = 0;
+  for (int64_t i = 0; i < steps; ++i) {
+    trainer::StepStats s = t.train_step();
+    seconds += s.seconds;
+    flops += s.flops;
+    samples += s.samples;
+    tokens += s.tokens;
+  }
+  const double rate = flops / seconds;
+  std::printf("bench step %s: %lld steps, %.1f ms/step, %.1f samples/s, %.0f tokens/s\n",
+              recipe.source.c_str(), static_cast<long long>(steps), 1000 * seconds / steps,
+              samples / seconds, tokens / seconds);
+  std::printf("  achieved %.1f GFLOP/s = %.1f%% of the measured matmul rate %.1f GFLOP/s (%lld params)\n",
+              rate / 1e9, 100 * rate / t.matmul_flops(), t.matmul_flops() / 1e9,
+              static_cast<long long>(t.parameter_count()));
+  return 0;
+}
+
+}  // namespace
+
+int cmd_bench(int argc, char** argv, int first) {
+  std::string sub = first < argc ? argv[first] : "";
+  if (sub == "step") return bench_step(argc, argv, first + 1);
+  if (sub == "matmul") return bench_matmul(argc, argv, first + 1);
+  if (sub == "--help" || sub == "-h") {
+    std::printf("usage: reel bench <subcommand>\n\nsubcommands:\n  step RECIPE    training-step FLOP/s and its share of the matmul rate\n  matmul         this machine's fp32 matmul rate\n");
+    return 0;
+  }
+  fail("unknown `reel bench` subcommand '", sub, "'; known: step, matmul");
+}
+
+}  // namespace reel::cli

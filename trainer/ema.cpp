@@ -1,0 +1,35 @@
+// Exponential moving average of parameters.
+#include "trainer/ema.h"
+
+#include "common/error.h"
+
+namespace reel::trainer {
+
+Ema::Ema(const torch::nn::Module& module, double decay) : decay_(decay) {
+  REEL_CHECK(decay > 0 && decay < 1, "EMA decay must be in (0, 1), got ", decay);
+  torch::NoGradGuard no_grad;
+  for (const auto& p : module.named_parameters()) {
+    names_.push_back(p.key());
+    shadow_.push_back(p.value().detach().to(torch::kFloat32).clone());
+  }
+}
+
+void Ema::update(const torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  auto params = module.named_parameters();
+  REEL_CHECK(params.size() == shadow_.size(), "EMA holds ", shadow_.size(), " tensors, module has ",
+             params.size());
+  for (size_t i = 0; i < shadow_.size(); ++i) {
+    shadow_[i].mul_(decay_).add_(params[i].value().detach().to(torch::kFloat32), 1.0 - decay_);
+  }
+}
+
+void Ema::copy_to(torch::nn::Module& module) const {
+  torch::NoGradGuard no_grad;
+  auto params = module.named_parameters();
+  REEL_CHECK(params.size() == shadow_.size(), "EMA holds ", shadow_.size(), " tensors, module has ",
+             params.size());
+  for (size_t i = 0; i < shadow_.size(); ++i) params[i].value().copy_(shadow_[i]);
+}
+
+}  // namespace reel::trainer

@@ -1,0 +1,24 @@
+// `reel eval`: samples a fixed held-out prompt set from a checkpoint, scores the clips with the
+// evaluators (colour, motion, shape), adds the fixed-t validation losses, and writes eval.json.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+namespace reel::trainer {
+
+struct EvalOptions {
+  int prompts = -1;        // number of prompts; -1 = the checkpoint recipe's eval.prompts
+  int64_t seed = -1;       // prompt-set seed; -1 = eval.seed
+  int steps = -1;          // sampler steps; -1 = eval.steps
+  double cfg = -1;         // guidance; < 0 = eval.cfg
+  std::string data_dir;    // dataset for validation losses; "" = the recipe's data.dir
+  bool write_videos = true;
+};
+
+// Writes OUT/eval.json (and the sampled videos with a contact sheet) and returns the JSON:
+// color_accuracy, motion_accuracy, shape_accuracy, val_loss, val_loss_t, val_t, per_prompt, ...
+nlohmann::json run_eval(const std::string& checkpoint, const std::string& out_dir, const EvalOptions& options);
+
+}  // namespace reel::trainer

@@ -1,0 +1,65 @@
+// Matmul rate measurement, JSONL metrics and formatting helpers.
+#include "trainer/metrics.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+#include "common/error.h"
+#include "common/fs.h"
+
+namespace reel::trainer {
+
+double measure_matmul_flops(int n, double min_seconds) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor a = torch::randn({n, n}), b = torch::randn({n, n}), c = torch::empty({n, n});
+  for (int i = 0; i < 3; ++i) torch::mm_out(c, a, b);
+  double best = 0;
+  auto start = std::chrono::steady_clock::now();
+  int reps = 0;
+  while (true) {
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 4; ++i) torch::mm_out(c, a, b);
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, 4.0 * 2.0 * n * n * static_cast<double>(n) / s);
+    ++reps;
+    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (elapsed >= min_seconds && reps >= 3) break;
+  }
+  return best;
+}
+
+MetricsLog::MetricsLog(const std::string& path) : path_(path) {
+  std::string dir = path.substr(0, path.find_last_of('/'));
+  if (dir != path) make_dirs(dir);
+  out_.open(path, std::ios::app);
+  if (!out_) fail("cannot open metrics file '", path, "' for appending");
+}
+
+void MetricsLog::write(const nlohmann::json& record) {
+  out_ << record.dump() << '\n';
+  out_.flush();
+}
+
+std::string format_duration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "--";
+  long s = std::lround(seconds);
+  char buf[32];
+  if (s >= 3600) std::snprintf(buf, sizeof(buf), "%ldh%02ldm", s / 3600, (s / 60) % 60);
+  else if (s >= 60) std::snprintf(buf, sizeof(buf), "%ldm%02lds", s / 60, s % 60);
+  else std::snprintf(buf, sizeof(buf), "%lds", s);
+  return buf;
+}
+
+std::string format_si(double v) {
+  const char* units[] = {"", "K", "M", "G", "T", "P"};
+  int u = 0;
+  while (std::fabs(v) >= 1000 && u < 5) { v /= 1000; ++u; }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.3g%s", v, units[u]);
+  return buf;
+}
+
+}  // namespace reel::trainer

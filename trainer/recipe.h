@@ -1,0 +1,158 @@
+// The training recipe: one YAML file per stage, parsed once and strictly checked into the typed
+// structs below. Nothing below the parser reads YAML; components take these sections (or
+// Options built from them).
+//
+// A recipe file is a map of sections; every key is optional and takes the default written
+// here. YAML keys are the field names ("trainer: {steps: 100}"). An unknown key, a value of
+// the wrong type, an out-of-range value or an impossible shape (dim % heads != 0, a sample
+// bucket larger than the position tables, ...) is a reel::UserError that names the file, the
+// line and column, the dotted key, the value and what is allowed.
+//
+// Relative paths in a recipe (run.dir, data.dir) are relative to the current working
+// directory of the process, not to the recipe file.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace reel::trainer {
+
+// Where a run writes checkpoints, metrics and samples.
+struct RunSection {
+  std::string dir = "runs/default";  // run directory (created by the trainer); must not be empty
+  std::string name = "";             // free-form label for logs and metrics; "" = none
+};
+
+// One text encoder feeding the denoiser's cross-attention.
+struct TextEncoderSection {
+  std::string name = "byte";  // unique among model.text_encoders; must not be empty
+  std::string type = "byte";  // encoder kind; only "byte" (bytes of the UTF-8 caption) exists now
+  int64_t dim = 128;          // width, >= 1, divisible by heads
+  int64_t depth = 2;          // transformer layers, >= 1
+  int64_t heads = 4;          // attention heads, >= 1
+  int64_t max_len = 96;       // longest caption in tokens, >= 1
+  bool trainable = true;      // false = frozen (no gradients, no optimizer state)
+};
+
+// The denoiser. Shapes are checked here; the name is checked by the model registry.
+struct ModelSection {
+  std::string name = "t2v";              // model registry name; must not be empty
+  int64_t in_channels = 3;               // channels of the (pixel or latent) input, >= 1
+  std::vector<int64_t> patch = {1, 2, 2};  // patch size (frames, height, width): exactly 3 ints >= 1
+  int64_t dim = 128;                     // transformer width, >= 1, divisible by heads
+  int64_t depth = 4;                     // transformer blocks, >= 1
+  int64_t heads = 4;                     // attention heads, >= 1
+  int64_t ffn_dim = 0;                   // MLP hidden width, >= 0; 0 = automatic (model's choice)
+  // Largest clip (frames, height, width, in input pixel/latent units) the position tables
+  // cover; each >= 1 and a multiple of the matching patch size.
+  int64_t max_frames = 8;
+  int64_t max_height = 16;
+  int64_t max_width = 16;
+  int64_t time_freq_dim = 256;           // sinusoidal timestep embedding width, even, >= 2
+  std::vector<TextEncoderSection> text_encoders = {TextEncoderSection{}};  // >= 1 entry, names unique
+};
+
+// The dataset and its loader.
+struct DataSection {
+  std::string dir = "runs/data/synth";  // dataset root holding train/ and val/; must exist when
+                                        // the recipe is loaded (unless check_paths is false)
+  int64_t batch_size = 16;              // global samples per micro-batch, >= 1
+  int64_t workers = 2;                  // loader threads, >= 0 (0 = load on the training thread)
+  int64_t prefetch = 4;                 // batches prepared ahead, >= 1
+};
+
+// Optimization, precision and the training loop's cadence.
+struct TrainerSection {
+  int64_t steps = 1000;        // optimizer steps, >= 1
+  int64_t grad_accum = 1;      // micro-batches per optimizer step, >= 1
+  double lr = 1e-3;            // peak learning rate, > 0
+  double min_lr = 1e-4;        // final learning rate of the cosine schedule, in [0, lr]
+  int64_t warmup_steps = 50;   // linear warmup from 0 to lr, >= 0
+  std::string schedule = "cosine";  // "cosine" (lr -> min_lr after warmup) | "constant"
+  double weight_decay = 0.01;  // AdamW decoupled weight decay, >= 0
+  double beta1 = 0.9;          // AdamW beta1, in [0, 1)
+  double beta2 = 0.99;         // AdamW beta2, in [0, 1)
+  double eps = 1e-8;           // AdamW epsilon, > 0
+  double grad_clip = 1.0;      // max global gradient norm, >= 0; 0 = no clipping
+  std::string dtype = "fp32";  // compute dtype: "fp32" | "bf16"
+  double ema_decay = 0.0;      // EMA of the weights, in [0, 1); 0 = no EMA
+  int64_t threads = 0;         // intra-op CPU threads, >= 0; 0 = every core (split among local ranks)
+  int64_t log_every = 10;      // steps between progress lines, >= 1
+  int64_t val_every = 200;     // steps between validation passes, >= 1
+  int64_t val_samples = 32;    // validation samples per pass, >= 1
+  int64_t ckpt_every = 500;    // steps between checkpoints, >= 1
+  int64_t keep_last = 3;       // checkpoints kept on disk, >= 0; 0 = keep all
+};
+
+// Rectified-flow training objective.
+struct FlowSection {
+  double sigma_min = 1e-5;       // noise floor of the flow path, in [0, 1)
+  double t_mean = 0.0;           // mean of the logit-normal timestep distribution (any finite value)
+  double t_std = 1.0;            // std of the logit-normal timestep distribution, > 0
+  double caption_dropout = 0.1;  // probability of training with an empty caption (for CFG), in [0, 1)
+};
+
+// `reel sample` defaults.
+struct SampleSection {
+  int64_t steps = 50;              // ODE solver steps, >= 1
+  double cfg = 7.5;                // classifier-free guidance scale, >= 0 (1 = no guidance)
+  int64_t fps = 8;                 // frame rate written to the MP4, >= 1
+  // Clip shape "FRAMESxHEIGHTxWIDTH", each >= 1, a multiple of model.patch and within
+  // model.max_frames/max_height/max_width.
+  std::string bucket = "8x16x16";
+  int64_t scale = 8;               // upscaling factor of the MP4 for viewing, >= 1
+};
+
+// `reel eval` defaults.
+struct EvalSection {
+  int64_t prompts = 64;  // prompts evaluated, >= 1
+  int64_t seed = 1234;   // seed of the evaluation noise, >= 0
+  int64_t steps = 50;    // ODE solver steps, >= 1
+  double cfg = 7.5;      // classifier-free guidance scale, >= 0
+};
+
+struct Recipe {
+  std::string source;  // file path it came from ("<string>" if parsed from text); not a key,
+                       // ignored by operator==
+  int64_t seed = 0;    // seed of initialization, data order and noise, >= 0
+  RunSection run;
+  ModelSection model;
+  DataSection data;
+  TrainerSection trainer;
+  FlowSection flow;
+  SampleSection sample;
+  EvalSection eval;
+};
+
+// Parses the recipe file at `path`, applies `overrides`, checks everything and returns the
+// typed recipe (source = path).
+//
+// An override is "key.path=value": the value is parsed as YAML and replaces whatever the file
+// has at that path ("trainer.steps=100", "run.dir=/tmp/x", "seed=3", "model.patch=[1,2,2]",
+// "model.text_encoders.0.dim=64"); missing sections are created. Overrides apply in order, so a
+// later one wins. A bad value set by an override is reported as
+// "command line override 'trainer.steps=abc': ..." instead of file:line:col.
+//
+// Throws reel::UserError for: a missing or unreadable file (names the path), a YAML syntax
+// error (file:line:col), an unknown or duplicated key (file:line:col, the dotted key, the valid
+// keys at that level and a "did you mean" when one is close), a wrong type (key, expected type,
+// the value), an out-of-range value or bad choice (key, value, allowed range or choices), an
+// impossible shape (both keys and values), a missing data.dir directory (key and path), and a
+// malformed override (names the override argument).
+Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// As load_recipe, from text; `source_name` stands in for the path in messages and in
+// Recipe::source. check_paths = false skips the check that data.dir exists.
+Recipe parse_recipe_text(const std::string& yaml_text, const std::string& source_name,
+                         const std::vector<std::string>& overrides = {}, bool check_paths = true);
+
+// The fully resolved recipe as YAML: every key, defaults included, in declaration order.
+// parse_recipe_text(to_yaml(r), ...) == r for every recipe r that passes the checks.
+std::string to_yaml(const Recipe& recipe);
+
+// Field-by-field equality of every key (doubles compared exactly); `source` is ignored.
+bool operator==(const Recipe& a, const Recipe& b);
+bool operator!=(const Recipe& a, const Recipe& b);
+
+}  // namespace reel::trainer

@@ -1,0 +1,100 @@
+// Flow-ODE sampling with classifier-free guidance, and writing the samples.
+#include "trainer/sampler.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+
+#include "common/error.h"
+#include "common/fs.h"
+#include "data/video_io.h"
+#include "model/registry.h"
+#include "trainer/checkpoint.h"
+#include "trainer/schedule.h"
+#include "trainer/task.h"
+
+namespace reel::trainer {
+
+torch::Tensor PixelDecoder::decode(const torch::Tensor& x) {
+  // (B, 3, F, H, W) -> (B, F, H, W, 3)
+  return x.detach().clamp(-1, 1).add(1).mul(127.5).round().to(torch::kUInt8).permute({0, 2, 3, 4, 1}).contiguous();
+}
+
+InferenceModel load_inference_model(const std::string& path) {
+  Checkpoint ckpt = load_checkpoint(path);
+  auto recipe_text = ckpt.meta.find("recipe");
+  if (recipe_text == ckpt.meta.end()) fail(path, ": checkpoint holds no recipe; it was not written by `reel train`");
+  InferenceModel m;
+  m.recipe = parse_recipe_text(recipe_text->second, path + ":recipe", {}, /*check_paths=*/false);
+  m.step = ckpt.step;
+  m.path = path;
+  const model::ModelSpec& spec = model::find_model(m.recipe.model.name);
+  m.model = spec.build(t2v_options(m.recipe));
+  load_module_state(*m.model, ckpt, "model/");
+  // Prefer EMA weights: replace every parameter that has an EMA copy.
+  torch::NoGradGuard no_grad;
+  for (auto& p : m.model->named_parameters()) {
+    auto it = ckpt.tensors.find("ema/" + p.key());
+    if (it != ckpt.tensors.end()) {
+      p.value().copy_(it->second);
+      m.ema = true;
+    }
+  }
+  m.model->eval();
+  return m;
+}
+
+torch::Tensor generate(model::T2VModel& model, const std::vector<std::string>& prompts,
+                       const std::vector<uint64_t>& seeds, const GenerateOptions& o) {
+  REEL_CHECK(prompts.size() == seeds.size(), prompts.size(), " prompts but ", seeds.size(), " seeds");
+  torch::NoGradGuard no_grad;
+  model->eval();
+  const std::vector<double> times = linear_quadratic_schedule(o.steps);
+  const int64_t channels = model->options().transformer.in_channels;
+  const bool guided = o.cfg != 1.0;
+  std::vector<torch::Tensor> outputs;
+  for (size_t start = 0; start < prompts.size(); start += o.batch_size) {
+    size_t end = std::min(prompts.size(), start + static_cast<size_t>(o.batch_size));
+    const int64_t b = static_cast<int64_t>(end - start);
+    std::vector<torch::Tensor> noise;
+    std::vector<std::string> texts;
+    for (size_t i = start; i < end; ++i) {
+      at::Generator gen = at::detail::createCPUGenerator(seeds[i]);
+      noise.push_back(at::randn({channels, o.bucket.frames, o.bucket.height, o.bucket.width}, gen));
+      texts.push_back(conditioning_text(prompts[i], o.fps));
+    }
+    if (guided) texts.insert(texts.end(), b, std::string());  // unconditional half
+    model::TextTokens text = model->encode_text(texts);
+    torch::Tensor x = torch::stack(noise);  // (b, C, F, H, W)
+    for (size_t k = 0; k + 1 < times.size(); ++k) {
+      torch::Tensor xin = guided ? torch::cat({x, x}) : x;
+      torch::Tensor t = torch::full({xin.size(0)}, times[k]);
+      torch::Tensor v = model->forward_with_text(xin, t, text);
+      if (guided) {
+        torch::Tensor v_cond = v.narrow(0, 0, b), v_uncond = v.narrow(0, b, b);
+        v = v_uncond + o.cfg * (v_cond - v_uncond);
+      }
+      x = x + (times[k + 1] - times[k]) * v;
+    }
+    outputs.push_back(x);
+  }
+  return torch::cat(outputs);
+}
+
+void write_samples(const std::string& dir, const std::vector<std::string>& prompts,
+                   const std::vector<uint64_t>& seeds, const torch::Tensor& clips, int fps, int scale) {
+  make_dirs(dir);
+  std::string lines;
+  std::vector<torch::Tensor> sheet;
+  for (int64_t i = 0; i < clips.size(0); ++i) {
+    char name[32];
+    std::snprintf(name, sizeof(name), "%03lld.mp4", static_cast<long long>(i));
+    data::write_mp4(dir + "/" + name, clips[i], fps, scale);
+    sheet.push_back(clips[i]);
+    lines += nlohmann::json{{"prompt", prompts[i]}, {"seed", seeds[i]}, {"file", name}}.dump() + "\n";
+  }
+  data::write_png(dir + "/contact_sheet.png", data::contact_sheet(sheet, 8, std::max(1, scale / 2), 2));
+  write_file_atomic(dir + "/samples.jsonl", lines);
+}
+
+}  // namespace reel::trainer

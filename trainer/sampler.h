@@ -1,0 +1,62 @@
+// The sampler: integrates the flow ODE from noise to data with Euler steps on Movie Gen's
+// linear-quadratic schedule and classifier-free guidance, decodes, and writes MP4s, a
+// contact sheet and samples.jsonl.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/synth.h"
+#include "model/t2v.h"
+#include "trainer/recipe.h"
+
+namespace reel::trainer {
+
+// Turns model-space tensors into RGB frames. The tiny recipes work on pixels (PixelDecoder);
+// the temporal autoencoder's decoder implements the same interface.
+class Decoder {
+ public:
+  virtual ~Decoder() = default;
+  // x float (B, C, F', H', W') in model space -> uint8 (B, F, H, W, 3).
+  virtual torch::Tensor decode(const torch::Tensor& x) = 0;
+};
+
+// Pixels in [-1, 1] -> uint8 [0, 255].
+class PixelDecoder : public Decoder {
+ public:
+  torch::Tensor decode(const torch::Tensor& x) override;
+};
+
+// A model ready for sampling: weights from a checkpoint (EMA when the checkpoint has them).
+struct InferenceModel {
+  Recipe recipe;           // the recipe the checkpoint was trained with
+  model::T2VModel model{nullptr};
+  int64_t step = 0;
+  bool ema = false;        // whether EMA weights were loaded
+  std::string path;
+};
+InferenceModel load_inference_model(const std::string& checkpoint_path);
+
+struct GenerateOptions {
+  int steps = 50;          // Euler steps on the linear-quadratic schedule
+  double cfg = 7.5;        // guidance scale; 1 = no guidance
+  data::Bucket bucket;     // output shape (frames x height x width, in pixels/latent units)
+  int64_t fps = 8;         // the frame-rate token's value
+  int64_t batch_size = 16; // prompts integrated together
+};
+
+// Generates one clip per prompt; prompt i starts from noise seeded by seeds[i], so a clip does
+// not depend on how prompts are batched. Returns float (N, C, F, H, W) in model space.
+torch::Tensor generate(model::T2VModel& model, const std::vector<std::string>& prompts,
+                       const std::vector<uint64_t>& seeds, const GenerateOptions& options);
+
+// Writes DIR/NNN.mp4 (upscaled by `scale`), DIR/contact_sheet.png and DIR/samples.jsonl
+// (prompt, seed, file). clips: uint8 (N, F, H, W, 3).
+void write_samples(const std::string& dir, const std::vector<std::string>& prompts,
+                   const std::vector<uint64_t>& seeds, const torch::Tensor& clips, int fps,
+                   int scale);
+
+}  // namespace reel::trainer

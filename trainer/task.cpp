@@ -1,0 +1,53 @@
+// Recipe -> model options, conditioning text, token counts, seed mixing.
+#include "trainer/task.h"
+
+#include "common/error.h"
+
+namespace reel::trainer {
+
+model::T2VOptions t2v_options(const Recipe& r) {
+  const ModelSection& m = r.model;
+  model::T2VOptions o;
+  auto& v = o.transformer;
+  v.in_channels = m.in_channels;
+  for (int i = 0; i < 3; ++i) v.patch[i] = m.patch[i];
+  v.dim = m.dim;
+  v.depth = m.depth;
+  v.heads = m.heads;
+  v.ffn_dim = m.ffn_dim;
+  v.time_freq_dim = m.time_freq_dim;
+  auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
+  v.max_grid = {ceil_div(m.max_frames, m.patch[0]), ceil_div(m.max_height, m.patch[1]),
+                ceil_div(m.max_width, m.patch[2])};
+  for (const TextEncoderSection& e : m.text_encoders) {
+    model::TextEncoderSlotOptions slot;
+    slot.name = e.name;
+    slot.type = e.type;
+    slot.byte.dim = e.dim;
+    slot.byte.depth = e.depth;
+    slot.byte.heads = e.heads;
+    slot.byte.max_len = e.max_len;
+    slot.trainable = e.trainable;
+    o.text.push_back(slot);
+  }
+  return o;
+}
+
+std::string conditioning_text(const std::string& caption, int64_t fps) {
+  if (caption.empty()) return caption;
+  return cat("FPS-", fps, " ", caption);
+}
+
+int64_t video_tokens(const Recipe& r, int64_t frames, int64_t height, int64_t width) {
+  const auto& p = r.model.patch;
+  return (frames / p[0]) * (height / p[1]) * (width / p[2]);
+}
+
+uint64_t mix_seed(uint64_t a, uint64_t b) {
+  uint64_t z = a * 0x9E3779B97F4A7C15ull + b + 0x632BE59BD9B4E019ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+}  // namespace reel::trainer

@@ -1,0 +1,27 @@
+// Glue between a recipe and the text-to-video task: the model options a recipe asks for, and
+// the conditioning text the model reads (the frame-rate token in front of the caption).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "model/t2v.h"
+#include "trainer/recipe.h"
+
+namespace reel::trainer {
+
+// Model options from the recipe's model section. Position tables cover
+// max_frames/max_height/max_width divided by the patch (rounded up).
+model::T2VOptions t2v_options(const Recipe& recipe);
+
+// "FPS-8 a red circle slides to the left": the frame-rate token Movie Gen prepends.
+// The empty caption (classifier-free guidance's unconditional input) stays empty.
+std::string conditioning_text(const std::string& caption, int64_t fps);
+
+// Transformer tokens for a clip of frames x height x width under the recipe's patch.
+int64_t video_tokens(const Recipe& recipe, int64_t frames, int64_t height, int64_t width);
+
+// splitmix64 of (a, b): a stream of independent seeds from one recipe seed.
+uint64_t mix_seed(uint64_t a, uint64_t b);
+
+}  // namespace reel::trainer

@@ -1,0 +1,363 @@
+// The training loop.
+#include "trainer/trainer.h"
+
+#include <ATen/autocast_mode.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "common/error.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "common/runtime.h"
+#include "data/shards.h"
+#include "model/counts.h"
+#include "model/registry.h"
+#include "trainer/checkpoint.h"
+#include "trainer/schedule.h"
+#include "trainer/task.h"
+
+namespace reel::trainer {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Switches CPU autocast to bf16 for the lifetime of the guard when enabled.
+class AutocastGuard {
+ public:
+  explicit AutocastGuard(bool enabled) : enabled_(enabled) {
+    if (!enabled_) return;
+    at::autocast::set_cpu_enabled(true);
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  }
+  ~AutocastGuard() {
+    if (!enabled_) return;
+    at::autocast::set_cpu_enabled(false);
+    at::autocast::clear_cache();
+  }
+
+ private:
+  bool enabled_;
+};
+
+FlowMatchingOptions flow_options(const Recipe& r) {
+  FlowMatchingOptions f;
+  f.sigma_min = r.flow.sigma_min;
+  f.t_mean = r.flow.t_mean;
+  f.t_std = r.flow.t_std;
+  return f;
+}
+
+std::vector<std::string> conditioning_texts(const data::Batch& batch) {
+  std::vector<std::string> texts;
+  for (size_t i = 0; i < batch.captions.size(); ++i) {
+    texts.push_back(conditioning_text(batch.captions[i], batch.fps[i].item<int64_t>()));
+  }
+  return texts;
+}
+
+constexpr int kValidationTimes = 8;
+
+}  // namespace
+
+ValidationResult validation_loss(model::T2VModel& model, const data::Dataset& val,
+                                 const Recipe& recipe, int64_t max_samples) {
+  torch::NoGradGuard no_grad;
+  bool was_training = model->is_training();
+  model->eval();
+  ValidationResult result;
+  for (int k = 0; k < kValidationTimes; ++k) result.t.push_back((k + 0.5) / kValidationTimes);
+  result.loss_at_t.assign(kValidationTimes, 0.0);
+
+  // Evenly spread indices, grouped by bucket (a batch holds one shape).
+  int64_t n = std::min<int64_t>(max_samples, val.size());
+  std::map<data::Bucket, std::vector<int64_t>> by_bucket;
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t index = n == val.size() ? i : (i * val.size()) / n;
+    by_bucket[val.bucket_of(index)].push_back(index);
+  }
+  const double sigma_min = recipe.flow.sigma_min;
+  const int64_t batch = recipe.data.batch_size;
+  for (const auto& [bucket, indices] : by_bucket) {
+    for (size_t start = 0; start < indices.size(); start += batch) {
+      size_t end = std::min(indices.size(), start + batch);
+      std::vector<torch::Tensor> x1s, x0s;
+      std::vector<std::string> texts;
+      for (size_t j = start; j < end; ++j) {
+        data::Clip clip = val.get(indices[j]);
+        // uint8 (F, H, W, 3) -> float (3, F, H, W) in [-1, 1]
+        x1s.push_back(clip.pixels.permute({3, 0, 1, 2}).to(torch::kFloat32).div(127.5).sub(1.0));
+        at::Generator gen = at::detail::createCPUGenerator(mix_seed(recipe.seed + 0x5eed, indices[j]));
+        x0s.push_back(at::randn(x1s.back().sizes(), gen));
+        texts.push_back(conditioning_text(clip.caption, clip.fps));
+      }
+      torch::Tensor x1 = torch::stack(x1s), x0 = torch::stack(x0s);
+      model::TextTokens text = model->encode_text(texts);
+      for (int k = 0; k < kValidationTimes; ++k) {
+        torch::Tensor t = torch::full({x1.size(0)}, result.t[k]);
+        FlowPoint p = flow_path(x1, x0, t, sigma_min);
+        torch::Tensor pred = model->forward_with_text(p.xt, t, text);
+        result.loss_at_t[k] += flow_loss_per_sample(pred, p.target).sum().item<double>();
+      }
+      result.samples += x1.size(0);
+    }
+  }
+  double total = 0;
+  for (double& l : result.loss_at_t) {
+    l /= std::max<int64_t>(1, result.samples);
+    total += l;
+  }
+  result.loss = total / kValidationTimes;
+  if (was_training) model->train();
+  return result;
+}
+
+Trainer::Trainer(Recipe recipe, bool resume) : recipe_(std::move(recipe)), flow_(flow_options(recipe_)) {
+  const TrainerSection& tr = recipe_.trainer;
+  int threads = configure_threads(static_cast<int>(tr.threads));
+
+  // Data first: a missing or bad dataset should fail before any model work.
+  train_data_ = std::make_shared<const data::Dataset>(data::Dataset::open(recipe_.data.dir + "/train"));
+  val_data_ = std::make_shared<const data::Dataset>(data::Dataset::open(recipe_.data.dir + "/val"));
+
+  const model::ModelSpec& spec = model::find_model(recipe_.model.name);
+  model::T2VOptions options = t2v_options(recipe_);
+  for (const data::Bucket& b : train_data_->buckets()) {
+    auto& v = options.transformer;
+    if (b.frames > v.max_grid[0] * v.patch[0] || b.height > v.max_grid[1] * v.patch[1] ||
+        b.width > v.max_grid[2] * v.patch[2] || b.frames % v.patch[0] || b.height % v.patch[1] ||
+        b.width % v.patch[2]) {
+      fail(recipe_.source, ": dataset '", recipe_.data.dir, "' has bucket ", b.name(),
+           " which model.patch [", v.patch[0], ",", v.patch[1], ",", v.patch[2],
+           "] and model.max_frames/max_height/max_width (", recipe_.model.max_frames, "x",
+           recipe_.model.max_height, "x", recipe_.model.max_width,
+           ") cannot hold; raise the maxima or use a patch that divides the bucket");
+    }
+  }
+  model_ = spec.build(options);
+  model_->init_weights(recipe_.seed);
+  model_->train();
+  for (const auto& p : model_->named_parameters()) {
+    if (p.value().requires_grad()) params_.push_back(p.value());
+  }
+
+  torch::optim::AdamWOptions adam(tr.lr);
+  adam.betas({tr.beta1, tr.beta2}).eps(tr.eps).weight_decay(tr.weight_decay);
+  optimizer_ = std::make_unique<torch::optim::AdamW>(params_, adam);
+  if (tr.ema_decay > 0) ema_.emplace(*model_, tr.ema_decay);
+
+  data::LoaderPosition start;
+  make_dirs(recipe_.run.dir);
+  if (resume) {
+    std::string dir = recipe_.run.dir + "/checkpoints";
+    if (std::filesystem::exists(dir + "/latest") ||
+        (std::filesystem::exists(dir) && !std::filesystem::is_empty(dir))) {
+      std::string path = resolve_latest(recipe_.run.dir);
+      load_checkpoint(path);
+      log_info("resumed from ", path, " at step ", step_);
+      const std::string& pos = last_position_json_;
+      auto j = nlohmann::json::parse(pos);
+      start.epoch = j.at("epoch").get<int64_t>();
+      start.batch = j.at("batch").get<int64_t>();
+    } else {
+      log_info("--resume: no checkpoint in ", dir, " yet; starting from step 0");
+    }
+  }
+
+  data::LoaderOptions lo;
+  lo.batch_size = static_cast<int>(recipe_.data.batch_size);
+  lo.seed = recipe_.seed;
+  lo.workers = static_cast<int>(recipe_.data.workers);
+  lo.prefetch = static_cast<int>(recipe_.data.prefetch);
+  loader_ = std::make_unique<data::Loader>(train_data_, lo, start);
+
+  write_file_atomic(recipe_.run.dir + "/recipe.yaml", to_yaml(recipe_));
+  metrics_ = std::make_unique<MetricsLog>(recipe_.run.dir + "/metrics.jsonl");
+  matmul_flops_ = measure_matmul_flops();
+
+  log_info("reel ", version(), " (", git_commit(), ")  threads ", threads, "  matmul ",
+           format_si(matmul_flops_), "FLOP/s (fp32, 1024^3)");
+  log_info("model ", recipe_.model.name, ": ", parameter_count(), " parameters (formula ",
+           spec.param_count(options), ")  data: ", train_data_->size(), " train / ",
+           val_data_->size(), " val clips");
+}
+
+int64_t Trainer::parameter_count() const {
+  int64_t n = 0;
+  for (const auto& p : model_->parameters()) n += p.numel();
+  return n;
+}
+
+double Trainer::step_flops(const data::Batch& batch) const {
+  int64_t tokens = video_tokens(recipe_, batch.bucket.frames, batch.bucket.height, batch.bucket.width);
+  size_t longest = 0;
+  for (const std::string& c : batch.captions) longest = std::max(longest, c.size() + 7);  // "FPS-NN "
+  int64_t text_len = std::min<int64_t>(longest, recipe_.model.text_encoders.front().max_len) + 2;
+  model::FlopCount f = model::t2v_forward_flops(model_->options(), tokens, text_len);
+  return 3.0 * f.forward_flops * static_cast<double>(batch.captions.size());
+}
+
+StepStats Trainer::train_step() {
+  const TrainerSection& tr = recipe_.trainer;
+  auto t0 = Clock::now();
+  StepStats s;
+  LrScheduleOptions lr_opts{tr.lr, tr.min_lr, tr.warmup_steps, tr.steps, tr.schedule};
+  s.lr = learning_rate(lr_opts, step_);
+  for (auto& group : optimizer_->param_groups()) {
+    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(s.lr);
+  }
+  optimizer_->zero_grad();
+  for (int64_t micro = 0; micro < tr.grad_accum; ++micro) {
+    data::Batch batch = loader_->next();
+    at::Generator gen = at::detail::createCPUGenerator(mix_seed(mix_seed(recipe_.seed, step_), micro));
+    const int64_t b = batch.pixels.size(0);
+    std::vector<std::string> texts = conditioning_texts(batch);
+    torch::Tensor drop = at::rand({b}, gen);
+    for (int64_t i = 0; i < b; ++i) {
+      if (drop[i].item<double>() < recipe_.flow.caption_dropout) texts[i].clear();
+    }
+    torch::Tensor x0 = at::randn(batch.pixels.sizes(), gen);
+    torch::Tensor t = sample_t(b, flow_, gen);
+    FlowPoint p = flow_path(batch.pixels, x0, t, flow_.sigma_min);
+    torch::Tensor loss;
+    {
+      AutocastGuard autocast(tr.dtype == "bf16");
+      torch::Tensor pred = model_->forward(p.xt, t, texts);
+      loss = flow_loss(pred, p.target);
+    }
+    (loss / static_cast<double>(tr.grad_accum)).backward();
+    s.loss += loss.item<double>() / tr.grad_accum;
+    s.samples += b;
+    s.tokens += b * video_tokens(recipe_, batch.bucket.frames, batch.bucket.height, batch.bucket.width);
+    s.flops += step_flops(batch);
+  }
+  double max_norm = tr.grad_clip > 0 ? tr.grad_clip : std::numeric_limits<double>::infinity();
+  s.grad_norm = torch::nn::utils::clip_grad_norm_(params_, max_norm);
+  optimizer_->step();
+  if (ema_) ema_->update(*model_);
+  ++step_;
+  s.step = step_;
+  s.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return s;
+}
+
+ValidationResult Trainer::validate() {
+  return validation_loss(model_, *val_data_, recipe_, recipe_.trainer.val_samples);
+}
+
+std::string Trainer::save_checkpoint() {
+  Checkpoint ckpt;
+  ckpt.step = step_;
+  add_module_state(*model_, "model/", ckpt);
+  add_adamw_state(*optimizer_, *model_, ckpt);
+  if (ema_) {
+    for (size_t i = 0; i < ema_->names().size(); ++i) {
+      ckpt.tensors["ema/" + ema_->names()[i]] = ema_->shadow()[i].clone();
+    }
+    ckpt.meta["ema_decay"] = std::to_string(ema_->decay());
+  }
+  ckpt.tensors["rng/torch_cpu"] = at::detail::getDefaultCPUGenerator().get_state();
+  data::LoaderPosition pos = loader_->position();
+  ckpt.meta["data_position"] = nlohmann::json{{"epoch", pos.epoch}, {"batch", pos.batch}}.dump();
+  ckpt.meta["rng"] = cat("per-step generators seeded from (seed=", recipe_.seed,
+                         ", step, micro-batch); data order from (seed, epoch)");
+  ckpt.meta["recipe"] = to_yaml(recipe_);
+  std::string path = checkpoint_path(recipe_.run.dir, step_);
+  // HDF5 is not thread-safe and the loader's threads read shards concurrently.
+  std::lock_guard<std::recursive_mutex> lock(data::hdf5_mutex());
+  reel::trainer::save_checkpoint(path, ckpt);
+  mark_latest(recipe_.run.dir, std::filesystem::path(path).filename().string());
+  prune_checkpoints(recipe_.run.dir, static_cast<int>(recipe_.trainer.keep_last));
+  return path;
+}
+
+void Trainer::load_checkpoint(const std::string& path) {
+  Checkpoint ckpt = reel::trainer::load_checkpoint(path);
+  load_module_state(*model_, ckpt, "model/");
+  load_adamw_state(*optimizer_, *model_, ckpt);
+  if (ema_) {
+    for (size_t i = 0; i < ema_->names().size(); ++i) {
+      auto it = ckpt.tensors.find("ema/" + ema_->names()[i]);
+      if (it == ckpt.tensors.end()) {
+        fail(path, ": no EMA tensor 'ema/", ema_->names()[i], "' but the recipe has trainer.ema_decay = ",
+             recipe_.trainer.ema_decay, "; resume with trainer.ema_decay=0 or from a checkpoint with EMA");
+      }
+      ema_->shadow()[i].copy_(it->second);
+    }
+  }
+  auto rng = ckpt.tensors.find("rng/torch_cpu");
+  if (rng != ckpt.tensors.end()) {
+    at::Generator global = at::detail::getDefaultCPUGenerator();  // a handle to the global generator
+    global.set_state(rng->second);
+  }
+  auto pos = ckpt.meta.find("data_position");
+  if (pos == ckpt.meta.end()) fail(path, ": checkpoint has no data_position; it cannot be resumed exactly");
+  last_position_json_ = pos->second;
+  step_ = ckpt.step;
+}
+
+void Trainer::run() {
+  const TrainerSection& tr = recipe_.trainer;
+  log_info("resolved recipe (", recipe_.source, "):\n", to_yaml(recipe_));
+  auto start = Clock::now();
+  int64_t first_step = step_;
+  double loss_sum = 0, norm_sum = 0, seconds = 0, flops = 0;
+  int64_t samples = 0, tokens = 0, count = 0;
+  while (step_ < tr.steps) {
+    StepStats s = train_step();
+    if (!std::isfinite(s.loss)) {
+      fail("non-finite loss ", s.loss, " at step ", s.step, "; lower trainer.lr or enable trainer.grad_clip");
+    }
+    loss_sum += s.loss;
+    norm_sum += s.grad_norm;
+    seconds += s.seconds;
+    flops += s.flops;
+    samples += s.samples;
+    tokens += s.tokens;
+    ++count;
+    bool validate_now = tr.val_every > 0 && (step_ % tr.val_every == 0 || step_ == tr.steps);
+    bool log_now = step_ % tr.log_every == 0 || step_ == tr.steps || validate_now;
+    if (log_now) {
+      double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+      double per_step = elapsed / static_cast<double>(step_ - first_step);
+      double flops_per_s = flops / seconds;
+      nlohmann::json rec = {{"step", step_},
+                            {"loss", loss_sum / count},
+                            {"lr", s.lr},
+                            {"grad_norm", norm_sum / count},
+                            {"samples_per_s", samples / seconds},
+                            {"tokens_per_s", tokens / seconds},
+                            {"flops_per_s", flops_per_s},
+                            {"mfu", flops_per_s / matmul_flops_},
+                            {"elapsed_s", elapsed},
+                            {"eta_s", per_step * static_cast<double>(tr.steps - step_)}};
+      std::string val_text;
+      if (validate_now) {
+        ValidationResult v = validate();
+        rec["val_loss"] = v.loss;
+        rec["val_t"] = v.t;
+        rec["val_loss_t"] = v.loss_at_t;
+        val_text = cat(" | val ", v.loss);
+      }
+      metrics_->write(rec);
+      char line[512];
+      std::snprintf(line, sizeof(line),
+                    "step %lld/%lld | loss %.4f | lr %.2e | %.1f samples/s | %s tok/s | %sFLOP/s "
+                    "(%.0f%% of matmul) | ETA %s",
+                    static_cast<long long>(step_), static_cast<long long>(tr.steps), loss_sum / count,
+                    s.lr, samples / seconds, format_si(tokens / seconds).c_str(),
+                    format_si(flops_per_s).c_str(), 100.0 * flops_per_s / matmul_flops_,
+                    format_duration(rec["eta_s"].get<double>()).c_str());
+      log_info(line, val_text);
+      loss_sum = norm_sum = seconds = flops = 0;
+      samples = tokens = count = 0;
+    }
+    if ((tr.ckpt_every > 0 && step_ % tr.ckpt_every == 0) || step_ == tr.steps) {
+      std::string path = save_checkpoint();
+      log_info("checkpoint ", path);
+    }
+  }
+}
+
+}  // namespace reel::trainer

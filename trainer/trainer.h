@@ -1,0 +1,90 @@
+// The training loop for the text-to-video task: data -> flow matching -> AdamW, with gradient
+// accumulation, clipping, EMA, the LR schedule, validation at fixed t, metrics, checkpoints and
+// exact resume.
+//
+// Determinism: every random draw of step s (noise, t, caption dropout) comes from a generator
+// seeded with mix(seed, s, micro-batch), and the data order from (seed, epoch); so the state to
+// resume is the step and the loader position, both saved in every checkpoint.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/loader.h"
+#include "model/t2v.h"
+#include "trainer/ema.h"
+#include "trainer/flow_matching.h"
+#include "trainer/metrics.h"
+#include "trainer/recipe.h"
+
+namespace reel::trainer {
+
+struct StepStats {
+  int64_t step = 0;         // the optimizer step just taken (1-based)
+  double loss = 0;          // mean flow-matching loss over the micro-batches
+  double grad_norm = 0;     // global norm before clipping
+  double lr = 0;
+  int64_t samples = 0;      // samples processed in this step
+  int64_t tokens = 0;       // transformer tokens processed in this step
+  double flops = 0;         // model FLOPs of this step (forward + backward)
+  double seconds = 0;       // wall time of the step
+};
+
+struct ValidationResult {
+  std::vector<double> t;          // the fixed times, (k + 0.5) / 8
+  std::vector<double> loss_at_t;  // mean loss at each t
+  double loss = 0;                // mean over t
+  int64_t samples = 0;
+};
+
+// The fixed-t validation loss of `model` on the first `max_samples` clips of `val` (spread
+// evenly over it), with noise seeded per sample: the same number for the same weights.
+ValidationResult validation_loss(model::T2VModel& model, const data::Dataset& val,
+                                 const Recipe& recipe, int64_t max_samples);
+
+class Trainer {
+ public:
+  // Builds the model, optimizer, data and run directory from the recipe. With resume, loads
+  // the checkpoint `latest` names (if the run has one) and continues from it.
+  Trainer(Recipe recipe, bool resume);
+
+  // Trains until recipe.trainer.steps, logging, validating and checkpointing on the way.
+  void run();
+
+  // One optimizer step (grad_accum micro-batches). Public for `reel bench step`.
+  StepStats train_step();
+
+  ValidationResult validate();
+  // Writes <run.dir>/checkpoints/step_<N>.h5 and moves `latest`; returns the path.
+  std::string save_checkpoint();
+
+  int64_t step() const { return step_; }
+  const Recipe& recipe() const { return recipe_; }
+  model::T2VModel& model() { return model_; }
+  int64_t parameter_count() const;
+  double matmul_flops() const { return matmul_flops_; }
+
+ private:
+  void load_checkpoint(const std::string& path);
+  double step_flops(const data::Batch& batch) const;
+
+  Recipe recipe_;
+  model::T2VModel model_{nullptr};
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::optional<Ema> ema_;
+  std::shared_ptr<const data::Dataset> train_data_;
+  std::shared_ptr<const data::Dataset> val_data_;
+  std::unique_ptr<data::Loader> loader_;
+  std::unique_ptr<MetricsLog> metrics_;
+  FlowMatchingOptions flow_;
+  std::vector<torch::Tensor> params_;  // trainable parameters, in named_parameters() order
+  int64_t step_ = 0;                   // optimizer steps taken
+  std::string last_position_json_;     // data position read from a resumed checkpoint
+  double matmul_flops_ = 0;            // this machine's measured fp32 matmul rate
+};
+
+}  // namespace reel::trainer
