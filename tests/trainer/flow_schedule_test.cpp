@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "common/error.h"
 #include "trainer/flow_matching.h"
 #include "trainer/schedule.h"
 
@@ -70,9 +71,12 @@ TEST(LinearQuadraticSchedule, PublishedShape) {
   EXPECT_DOUBLE_EQ(t.back(), 1.0);
   for (int i = 0; i <= 25; ++i) EXPECT_NEAR(t[i], i / 250.0, 1e-12) << "step " << i;
   for (size_t i = 1; i < t.size(); ++i) EXPECT_GT(t[i], t[i - 1]) << "not monotone at " << i;
-  // The quadratic part joins with the linear slope and then accelerates.
-  EXPECT_NEAR(t[26] - t[25], 1.0 / 250, 1.0 / 250 * 0.2);
-  EXPECT_GT(t[50] - t[49], t[27] - t[26]);
+  // The quadratic part has constant second differences and joins with the linear slope:
+  // its first step is slope + a, with 2a the second difference.
+  const double second = (t[27] - t[26]) - (t[26] - t[25]);
+  for (int i = 27; i <= 50; ++i) EXPECT_NEAR((t[i] - t[i - 1]) - (t[i - 1] - t[i - 2]), second, 1e-12) << i;
+  EXPECT_NEAR((t[26] - t[25]) - second / 2, 1.0 / 250, 1e-12);
+  EXPECT_GT(second, 0.0);
 }
 
 TEST(LinearQuadraticSchedule, RejectsTooFewSteps) {
