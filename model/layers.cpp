@@ -25,14 +25,46 @@ int64_t swiglu_hidden_dim(int64_t dim) {
   return (h + 31) / 32 * 32;
 }
 
+namespace {
+
+class SwiGLUFunction : public torch::autograd::Function<SwiGLUFunction> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& gate_up) {
+    int64_t f = gate_up.size(-1) / 2;
+    auto out = torch::silu(gate_up.narrow(-1, 0, f));
+    out.mul_(gate_up.narrow(-1, f, f));
+    ctx->save_for_backward({gate_up});
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    auto gate_up = ctx->get_saved_variables()[0];
+    const auto& grad = grad_outputs[0];
+    int64_t f = gate_up.size(-1) / 2;
+    auto gate = gate_up.narrow(-1, 0, f), up = gate_up.narrow(-1, f, f);
+    auto grad_in = torch::empty_like(gate_up);
+    auto grad_gate = grad_in.narrow(-1, 0, f), grad_up = grad_in.narrow(-1, f, f);
+    torch::mul_out(grad_up, grad, torch::silu(gate));      // d/d up = silu(gate)
+    at::silu_backward_out(grad_gate, grad * up, gate);     // d/d gate = up * silu'(gate)
+    return {grad_in};
+  }
+};
+
+}  // namespace
+
+torch::Tensor swiglu_activation(const torch::Tensor& gate_up) {
+  REEL_CHECK(gate_up.size(-1) % 2 == 0, "swiglu_activation wants an even last dim, got ", gate_up.sizes());
+  return SwiGLUFunction::apply(gate_up);
+}
+
 SwiGLUImpl::SwiGLUImpl(int64_t dim, int64_t hidden) {
   w13 = register_module("w13", torch::nn::Linear(torch::nn::LinearOptions(dim, 2 * hidden).bias(false)));
   w2 = register_module("w2", torch::nn::Linear(torch::nn::LinearOptions(hidden, dim).bias(false)));
 }
 
 torch::Tensor SwiGLUImpl::forward(const torch::Tensor& x) {
-  auto gate_up = w13(x).chunk(2, -1);
-  return w2(torch::silu(gate_up[0]) * gate_up[1]);
+  return w2(swiglu_activation(w13(x)));
 }
 
 void SwiGLUImpl::init_weights(at::Generator& gen) {

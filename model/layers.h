@@ -31,7 +31,11 @@ TORCH_MODULE(RMSNorm);
 // of 32 (Llama's rule without the multiplier), e.g. 128 -> 352 and 6144 -> 16384.
 int64_t swiglu_hidden_dim(int64_t dim);
 
-// SwiGLU FFN without biases: w2(silu(a) * b) where [a, b] = w13(x). The gate and up projections
+// silu(gate) * up for gate_up = [gate | up] (..., 2F) -> (..., F). One autograd node whose backward
+// writes both halves of the (..., 2F) gradient in place (no chunk/cat copy); saves only gate_up.
+torch::Tensor swiglu_activation(const torch::Tensor& gate_up);
+
+// SwiGLU FFN without biases: w2(swiglu_activation(w13(x))). The gate and up projections
 // are one fused Linear(dim -> 2*hidden) so the CPU runs one GEMM instead of two.
 class SwiGLUImpl : public torch::nn::Module {
  public:

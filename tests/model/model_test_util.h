@@ -1,6 +1,7 @@
 // Shared helpers for the model tests: small configurations and perturbation of zero-init weights.
 #pragma once
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <string>

@@ -51,6 +51,19 @@ TEST(VideoTransformer, ZeroInitGivesZeroVelocityAndIdentityBlocks) {
   }
 }
 
+TEST(VideoTransformer, PositionsAreAddedBeforeEveryBlock) {
+  auto model = make_small(9, /*perturb=*/false);  // blocks are identities, adaLN outputs are 0
+  auto& tr = model->transformer;
+  torch::NoGradGuard no_grad;
+  tr->patch_embed->bias.normal_();  // a zero video then embeds to this bias at every token
+  tr->final->linear->weight.normal_();
+  auto v = model->forward(torch::zeros({1, 3, 2, 8, 8}), torch::tensor({0.5f}), {"a"});
+  // depth = 2 blocks, so the final layer sees bias + 2 * pos; its adaLN is still zero.
+  auto h = tr->patch_embed->bias + 2 * tr->pos_embed(Grid3{2, 4, 4});  // (N, D)
+  auto tokens = tr->final->linear(rms_norm(h, 1e-6)).unsqueeze(0);   // (1, N, 12)
+  EXPECT_TRUE(torch::allclose(v, unpatchify(tokens, {1, 2, 2}, 3, 2, 8, 8), 1e-5, 1e-6));
+}
+
 TEST(VideoTransformer, TextPaddingDoesNotChangeOutput) {
   auto model = make_small(6, /*perturb=*/true);
   torch::NoGradGuard no_grad;
