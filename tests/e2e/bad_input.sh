@@ -33,5 +33,6 @@ expect_exit 2 "unknown option '--stepz'" -- "$REEL" sample --stepz 3
 expect_exit 2 "exactly one of --prompt" -- "$REEL" sample --ckpt "$ck" --out "$WORK/s"
 expect_exit 2 "buckets|FxHxW|bucket" -- "$REEL" data synth --out "$WORK/d2" --buckets 8x16
 # No temporary or partial files under final names anywhere in the work dir.
-if find "$WORK" -name '*.tmp.*' | grep -q .; then die "temporary files left: $(find "$WORK" -name '*.tmp.*')"; fi
+left=$(find "$WORK" -name '*.tmp.*')
+[ -z "$left" ] || die "temporary files left: $left"
 echo "PASS"

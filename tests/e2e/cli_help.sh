@@ -1,17 +1,22 @@
 # `reel --help` lists every command and `reel <command> --help` lists its options.
 source "$(dirname "$0")/lib/common.bash"
+# Output is captured first and searched with here-strings: `cmd | grep -q` can fail under
+# pipefail when grep exits early and the writer gets SIGPIPE.
 out=$("$REEL" --help)
 for c in train sample eval "data synth" "bench step" "ckpt inspect"; do
-  echo "$out" | grep -q "$c" || die "reel --help does not list '$c'"
+  grep -q "$c" <<<"$out" || die "reel --help does not list '$c'"
 done
-check() { local o; o=$("$REEL" "$@" --help) || die "'reel $* --help' failed"; shift "$#"; echo "$o"; }
-check train | grep -q -- "--resume" || die "train --help lacks --resume"
-for opt in --ckpt --prompt --prompts --out --steps --cfg --seed; do
-  check sample | grep -q -- "$opt" || die "sample --help lacks $opt"
-done
-for opt in --ckpt --out --prompts; do check eval | grep -q -- "$opt" || die "eval --help lacks $opt"; done
-check data synth | grep -q -- "--buckets" || die "data synth --help lacks --buckets"
-check bench step | grep -q -- "--steps" || die "bench step --help lacks --steps"
-check ckpt inspect | grep -q "FILE" || die "ckpt inspect --help lacks FILE"
+# has "COMMAND WORDS" OPTION...: `reel COMMAND WORDS --help` succeeds and mentions every OPTION.
+has() {
+  local words=($1) o; shift
+  o=$("$REEL" "${words[@]}" --help) || die "'reel $* --help' failed"
+  for opt in "$@"; do grep -q -- "$opt" <<<"$o" || die "reel ${words[*]} --help lacks $opt"; done
+}
+has train --resume
+has sample --ckpt --prompt --prompts --out --steps --cfg --seed
+has eval --ckpt --out --prompts
+has "data synth" --buckets
+has "bench step" --steps
+has "ckpt inspect" FILE
 "$REEL" --version | grep -Eq "^reel [0-9]+\.[0-9]+\.[0-9]+" || die "--version"
 echo "PASS"

@@ -17,7 +17,7 @@ expect_exit() {
   out=$("$@" 2>&1) || rc=$?
   [ "$rc" = "$code" ] || die "expected exit $code, got $rc from: $*
 $out"
-  echo "$out" | grep -Eq -- "$pattern" || die "output of '$*' lacks /$pattern/:
+  grep -Eq -- "$pattern" <<<"$out" || die "output of '$*' lacks /$pattern/:
 $out"
 }
 
