@@ -16,7 +16,7 @@ $reel data synth --out runs/data/synth --seed 0
 
 echo "demo: training recipes/tiny/t2v.yaml"
 $reel train recipes/tiny/t2v.yaml "$@"
-ckpt="runs/demo/checkpoints/$(cat runs/demo/checkpoints/latest)"
+ckpt=runs/demo  # the run directory: its latest checkpoint
 
 echo "demo: sampling"
 $reel sample --ckpt "$ckpt" --prompts recipes/tiny/demo_prompts.txt --out runs/demo/samples

@@ -146,6 +146,11 @@ void mark_latest(const std::string& run_dir, const std::string& checkpoint_file)
 // checkpoint passes.
 std::string resolve_latest(const std::string& run_dir);
 
+// What a user may pass as --ckpt: a checkpoint file; a `latest` pointer file; a checkpoints
+// directory or a run directory (both meaning their latest). Returns the checkpoint file's path,
+// resolved as resolve_latest does for the last three.
+std::string resolve_checkpoint_argument(const std::string& path);
+
 // Deletes all but the newest `keep_last` complete checkpoints (keep_last <= 0: keeps all). A file
 // counts as complete when it passes inspect_checkpoint; one that does not (corrupt, or written by
 // an incompatible version) is never deleted nor counted, and is named in a warning. Never deletes

@@ -123,6 +123,24 @@ void mark_latest(const std::string& run_dir, const std::string& checkpoint_file)
   write_file_atomic((dir / kLatest).string(), name + "\n");
 }
 
+std::string resolve_checkpoint_argument(const std::string& path) {
+  std::error_code ec;
+  fs::path p = fs::path(path).lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();  // "dir/" -> "dir"
+  if (fs::is_directory(p, ec)) {
+    // a checkpoints dir: its parent is the run dir
+    if (!fs::exists(p / "checkpoints", ec) && (fs::exists(p / "latest", ec) || p.filename() == "checkpoints")) {
+      return resolve_latest(p.parent_path().empty() ? std::string(".") : p.parent_path().string());
+    }
+    return resolve_latest(p.string());
+  }
+  if (p.filename() == "latest") {
+    fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+    return resolve_latest(dir.parent_path().empty() ? std::string(".") : dir.parent_path().string());
+  }
+  return path;
+}
+
 std::string resolve_latest(const std::string& run_dir) {
   const std::string dir = checkpoints_dir(run_dir);
   const std::vector<std::string> files = checkpoint_files(dir);

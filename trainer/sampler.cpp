@@ -20,7 +20,8 @@ torch::Tensor PixelDecoder::decode(const torch::Tensor& x) {
   return x.detach().clamp(-1, 1).add(1).mul(127.5).round().to(torch::kUInt8).permute({0, 2, 3, 4, 1}).contiguous();
 }
 
-InferenceModel load_inference_model(const std::string& path) {
+InferenceModel load_inference_model(const std::string& argument) {
+  const std::string path = resolve_checkpoint_argument(argument);
   Checkpoint ckpt = load_checkpoint(path);
   auto recipe_text = ckpt.meta.find("recipe");
   if (recipe_text == ckpt.meta.end()) fail(path, ": checkpoint holds no recipe; it was not written by `reel train`");

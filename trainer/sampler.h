@@ -38,7 +38,7 @@ struct InferenceModel {
   bool ema = false;        // whether EMA weights were loaded
   std::string path;
 };
-InferenceModel load_inference_model(const std::string& checkpoint_path);
+InferenceModel load_inference_model(const std::string& checkpoint_path);  // any resolve_checkpoint_argument() form
 
 struct GenerateOptions {
   int steps = 50;          // Euler steps on the linear-quadratic schedule

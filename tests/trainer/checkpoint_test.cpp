@@ -520,6 +520,20 @@ TEST(RunDir, CheckpointPathIsZeroPadded) {
   EXPECT_EQ(checkpoint_path("/runs/a", 123456789), "/runs/a/checkpoints/step_123456789.h5");
 }
 
+TEST(RunDir, CheckpointArgumentMayBeAFileLatestOrADirectory) {
+  ScratchDir scratch("ckpt_arg");
+  const std::string run = scratch.path().string();
+  for (int64_t step : {10, 20}) save_checkpoint(checkpoint_path(run, step), small_checkpoint(step));
+  mark_latest(run, "step_00000010.h5");  // latest need not be the newest file
+  const std::string latest = checkpoint_path(run, 10);
+  EXPECT_EQ(resolve_checkpoint_argument(checkpoint_path(run, 20)), checkpoint_path(run, 20));
+  EXPECT_EQ(resolve_checkpoint_argument(run + "/checkpoints/latest"), latest);
+  EXPECT_EQ(resolve_checkpoint_argument(run + "/checkpoints"), latest);
+  EXPECT_EQ(resolve_checkpoint_argument(run + "/checkpoints/"), latest);
+  EXPECT_EQ(resolve_checkpoint_argument(run), latest);
+  EXPECT_EQ(resolve_checkpoint_argument(run + "/"), latest);
+}
+
 TEST(RunDir, LatestMovesAndResolveFallsBackPastDamagedFiles) {
   ScratchDir scratch("latest");
   const std::string run = scratch.path().string();

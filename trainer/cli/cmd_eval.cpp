@@ -13,7 +13,7 @@ int cmd_eval(int argc, char** argv, int first) {
             "Samples the fixed held-out prompt set (seeded prompts covering every colour x motion) from a\n"
             "checkpoint, measures colour, motion and shape accuracy from the decoded frames, adds the fixed-t\n"
             "validation losses, and writes DIR/eval.json with the per-prompt results, plus the videos.");
-  c.option("ckpt", "PATH", "checkpoint file")
+  c.option("ckpt", "PATH", "checkpoint file, or a run dir / its checkpoints dir / `latest` (the latest checkpoint)")
       .option("out", "DIR", "output directory")
       .option("prompts", "N", "number of prompts (default: the recipe's eval.prompts, 64)")
       .option("seed", "N", "prompt-set seed (default: eval.seed)")

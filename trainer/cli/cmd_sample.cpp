@@ -48,7 +48,7 @@ int cmd_sample(int argc, char** argv, int first) {
             "Generates one clip per prompt with the Euler sampler on the linear-quadratic schedule and\n"
             "classifier-free guidance (EMA weights when the checkpoint has them). Writes DIR/NNN.mp4 (H.264),\n"
             "DIR/contact_sheet.png and DIR/samples.jsonl (prompt, seed, file).");
-  c.option("ckpt", "PATH", "checkpoint file (run.dir/checkpoints/step_N.h5)")
+  c.option("ckpt", "PATH", "checkpoint file, or a run dir / its checkpoints dir / `latest` (the latest checkpoint)")
       .option("prompt", "TEXT", "one prompt")
       .option("prompts", "FILE", "prompt file: one prompt per line, or JSON lines {\"prompt\", \"seed\"}")
       .option("out", "DIR", "output directory")
