@@ -1,6 +1,7 @@
 // Process-wide facts: launch info, host, threads, version.
 #include "common/runtime.h"
 
+#include <malloc.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -53,6 +54,18 @@ int configure_threads(int threads) {
   }
   at::set_num_threads(threads);
   return threads;
+}
+
+void configure_process(char** argv) {
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  mallopt(M_TOP_PAD, 64 << 20);
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr && std::getenv("REEL_REEXECUTED") == nullptr) {
+    setenv("OMP_WAIT_POLICY", "ACTIVE", 1);
+    setenv("REEL_REEXECUTED", "1", 1);  // never loop, even if exec'ing changes nothing
+    execv("/proc/self/exe", argv);
+    // exec failed (no /proc): carry on with the default policy
+  }
 }
 
 std::string version() { return REEL_VERSION; }

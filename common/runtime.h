@@ -24,6 +24,16 @@ std::string host_name();
 // the ranks on it (at least 1). Returns the number set.
 int configure_threads(int threads);
 
+// Process settings for a training or sampling process; call first thing in main().
+//  - glibc malloc keeps freed memory for reuse (no trimming; blocks below 32 MiB come from the
+//    heap, not mmap), so a step's activation buffers are recycled instead of faulting fresh pages
+//    in on every step.
+//  - OpenMP workers spin between the many short parallel regions of a step instead of sleeping
+//    and waking through the kernel (OMP_WAIT_POLICY=ACTIVE). libgomp reads the variable once,
+//    when it is loaded, so when it is unset the process sets it and re-executes itself once.
+//    An explicit OMP_WAIT_POLICY (PASSIVE when several processes share the cores) wins.
+void configure_process(char** argv);
+
 std::string version();      // "0.1.0"
 std::string git_commit();   // short commit hash of the build, or "unknown"
 

@@ -1,8 +1,6 @@
 // Multi-head attention (see attention.h).
 #include "model/attention.h"
 
-#include <ATen/Parallel.h>
-
 #include <cmath>
 #include <limits>
 
@@ -27,59 +25,28 @@ struct KeyMask {
   torch::Tensor mask;  // bool (B, Nk) or undefined
 };
 
-// Runs body(begin, end, chunk) over the B*H attention slices. On the CPU the slices are spread
-// over the intra-op threads and processed one at a time (chunk = 1): each thread reuses one
-// (N, Nk) scratch buffer that stays in cache, and the GEMMs run single-threaded inside ONE
-// parallel region instead of opening a region per GEMM as bmm does. Elsewhere: one call over
-// all slices (batched kernels).
-template <typename Body>
-void for_slices(const torch::Tensor& like, int64_t slices, const Body& body) {
-  if (like.is_cpu()) {
-    at::parallel_for(0, slices, 1, [&](int64_t begin, int64_t end) { body(begin, end, 1); });
-  } else {
-    body(0, slices, slices);
-  }
-}
-
-// softmax(q k^T * scale) v, computed slice by slice like FlashAttention: the (N, Nk) probabilities
-// are never stored. Forward keeps per row the max score and 1/sum(exp); backward recomputes P
-// from them and uses rowsum(dP * P) = rowsum(dO * O), so neither pass allocates anything of size
-// (B, H, N, Nk) (large allocations are slow on CPU: fresh pages fault in on every step), and
-// LibTorch's slow CPU softmax backward is avoided. Not twice differentiable.
+// softmax(q k^T * scale) v with a hand-written backward that stores only O and, per row, the max
+// score and 1/sum(exp), not the (B, H, N, Nk) probabilities: backward recomputes P from them and
+// uses rowsum(dP * P) = rowsum(dO * O). Every step is one batched kernel over all B*H slices,
+// computed in place where possible (fewer passes over memory, fewer operator launches than
+// LibTorch's softmax + its slow CPU softmax backward). Not twice differentiable.
 class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, const KeyMask& key_mask) {
     int64_t b = q.size(0), h = q.size(1), n = q.size(2), m = k.size(2), dh = q.size(3);
     double scale = 1.0 / std::sqrt(static_cast<double>(dh));
-    auto q3 = q.reshape({b * h, n, dh}) * scale;  // (BH, N, Dh), contiguous, pre-scaled
-    auto k3 = k.reshape({b * h, m, dh});           // (BH, Nk, Dh)
-    auto v3 = v.reshape({b * h, m, dh});           // (BH, Nk, Dh)
-    torch::Tensor masked;                          // bool (BH, 1, Nk), true = masked out
+    auto q3 = q.reshape({b * h, n, dh}) * scale;  // (BH, N, Dh), pre-scaled
+    auto k3 = k.reshape({b * h, m, dh});  // (BH, Nk, Dh)
+    auto v3 = v.reshape({b * h, m, dh});  // (BH, Nk, Dh)
+    torch::Tensor masked;                 // bool (BH, 1, Nk), true = masked out
     if (key_mask.mask.defined()) masked = key_mask.mask.logical_not().repeat_interleave(h, 0).unsqueeze(1);
-    auto out = torch::empty({b, h, n, dh}, q.options());  // returned whole, not as a view
-    auto out3 = out.view({b * h, n, dh});
-    auto row_max = torch::empty({b * h, n, 1}, q.options());
-    auto row_inv_sum = torch::empty({b * h, n, 1}, q.options());
-    double fill = lowest_finite(q.scalar_type());
-    const int64_t last_dim[1] = {-1};
-
-    for_slices(q, b * h, [&](int64_t begin, int64_t end, int64_t chunk) {
-      auto scores = torch::empty({chunk, n, m}, q.options());
-      for (int64_t s = begin; s < end; s += chunk) {
-        auto qs = q3.narrow(0, s, chunk), ks = k3.narrow(0, s, chunk), vs = v3.narrow(0, s, chunk);
-        torch::bmm_out(scores, qs, ks.transpose(1, 2));
-        if (masked.defined()) scores.masked_fill_(masked.narrow(0, s, chunk), fill);
-        auto mx = row_max.narrow(0, s, chunk), inv = row_inv_sum.narrow(0, s, chunk);
-        torch::amax_out(mx, scores, at::IntArrayRef(last_dim), /*keepdim=*/true);
-        scores.sub_(mx).exp_();
-        torch::sum_out(inv, scores, at::IntArrayRef(last_dim), /*keepdim=*/true);
-        inv.reciprocal_();
-        auto os = out3.narrow(0, s, chunk);
-        torch::bmm_out(os, scores, vs);
-        os.mul_(inv);
-      }
-    });
+    auto scores = torch::bmm(q3, k3.transpose(1, 2));
+    if (masked.defined()) scores.masked_fill_(masked, lowest_finite(q.scalar_type()));
+    auto row_max = std::get<0>(scores.max(-1, /*keepdim=*/true));
+    scores.sub_(row_max).exp_();
+    auto row_inv_sum = scores.sum(-1, /*keepdim=*/true).reciprocal_();
+    auto out = torch::bmm(scores, v3).mul_(row_inv_sum).view({b, h, n, dh});
     ctx->save_for_backward({q3, k3, v3, out, row_max, row_inv_sum});
     ctx->saved_data["scale"] = scale;
     ctx->saved_data["heads"] = h;
@@ -95,32 +62,20 @@ class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
     const auto &row_max = saved[4], &row_inv_sum = saved[5];
     double scale = ctx->saved_data["scale"].toDouble();
     int64_t h = ctx->saved_data["heads"].toInt();
-    torch::Tensor masked;
-    if (ctx->saved_data["has_mask"].toBool()) masked = ctx->saved_data["masked"].toTensor();
     int64_t bh = q3.size(0), n = q3.size(1), dh = q3.size(2), m = k3.size(1);
-    auto out3 = out.view({bh, n, dh});
     auto go = grad_outputs[0].reshape({bh, n, dh});  // dO
-    auto dq = torch::empty_like(q3), dk = torch::empty_like(k3), dv = torch::empty_like(v3);
-    double fill = lowest_finite(q3.scalar_type());
-
-    for_slices(q3, bh, [&](int64_t begin, int64_t end, int64_t chunk) {
-      auto p = torch::empty({chunk, n, m}, q3.options());
-      auto ds = torch::empty({chunk, n, m}, q3.options());
-      for (int64_t s = begin; s < end; s += chunk) {
-        auto qs = q3.narrow(0, s, chunk), ks = k3.narrow(0, s, chunk), vs = v3.narrow(0, s, chunk);
-        auto gos = go.narrow(0, s, chunk);
-        torch::bmm_out(p, qs, ks.transpose(1, 2));
-        if (masked.defined()) p.masked_fill_(masked.narrow(0, s, chunk), fill);
-        p.sub_(row_max.narrow(0, s, chunk)).exp_().mul_(row_inv_sum.narrow(0, s, chunk));  // P
-        auto dvs = dv.narrow(0, s, chunk), dqs = dq.narrow(0, s, chunk), dks = dk.narrow(0, s, chunk);
-        torch::bmm_out(dvs, p.transpose(1, 2), gos);
-        torch::bmm_out(ds, gos, vs.transpose(1, 2));                                    // dP
-        ds.sub_((gos * out3.narrow(0, s, chunk)).sum(-1, /*keepdim=*/true)).mul_(p);   // dS = P (dP - rowsum(dO O))
-        torch::bmm_out(dqs, ds, ks);
-        dqs.mul_(scale);
-        torch::bmm_out(dks, ds.transpose(1, 2), qs);  // qs is already scaled
-      }
-    });
+    // P, recomputed
+    auto p = torch::bmm(q3, k3.transpose(1, 2));
+    if (ctx->saved_data["has_mask"].toBool()) {
+      p.masked_fill_(ctx->saved_data["masked"].toTensor(), lowest_finite(q3.scalar_type()));
+    }
+    p.sub_(row_max).exp_().mul_(row_inv_sum);
+    auto dv = torch::bmm(p.transpose(1, 2), go);
+    auto row_dot = (go * out.view({bh, n, dh})).sum(-1, /*keepdim=*/true);  // rowsum(dO * O)
+    auto ds = torch::bmm(go, v3.transpose(1, 2));                            // dP
+    ds.sub_(row_dot).mul_(p);                                                // dS = P (dP - rowsum(dO O))
+    auto dq = torch::bmm(ds, k3).mul_(scale);
+    auto dk = torch::bmm(ds.transpose(1, 2), q3);  // q3 is already scaled
     int64_t b = bh / h;
     return {dq.view({b, h, n, dh}), dk.view({b, h, m, dh}), dv.view({b, h, m, dh}), torch::Tensor()};
   }

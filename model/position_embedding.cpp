@@ -1,6 +1,8 @@
 // Factorized position embeddings (see position_embedding.h).
 #include "model/position_embedding.h"
 
+#include <cmath>
+
 #include "common/error.h"
 #include "model/init.h"
 
@@ -31,10 +33,31 @@ torch::Tensor FactorizedPositionEmbeddingImpl::forward(Grid3 grid) {
   return pos.view({grid[0] * grid[1] * grid[2], d});
 }
 
-void FactorizedPositionEmbeddingImpl::init_weights(at::Generator& gen) {
-  init_normal(t, 0.02, gen);
-  init_normal(h, 0.02, gen);
-  init_normal(w, 0.02, gen);
+namespace {
+
+// table[p, begin + 2i] = sin(p * f_i), table[p, begin + 2i + 1] = cos(p * f_i), f_i = 10000^(-2i / width)
+// over channels [begin, begin + width); the other channels are zero.
+void fill_sinusoids(const torch::Tensor& table, int64_t begin, int64_t width, double amplitude) {
+  torch::NoGradGuard no_grad;
+  table.zero_();
+  const int64_t pairs = width / 2;
+  if (pairs == 0) return;
+  auto positions = torch::arange(table.size(0), table.options()).unsqueeze(1);  // (L, 1)
+  auto freqs = torch::exp(torch::arange(pairs, table.options()) *
+                          (-std::log(10000.0) * 2.0 / static_cast<double>(width)));  // (pairs)
+  auto angles = positions * freqs.unsqueeze(0);                                    // (L, pairs)
+  auto block = table.narrow(1, begin, 2 * pairs).view({table.size(0), pairs, 2});
+  block.select(2, 0).copy_(angles.sin() * amplitude);
+  block.select(2, 1).copy_(angles.cos() * amplitude);
+}
+
+}  // namespace
+
+void FactorizedPositionEmbeddingImpl::init_weights(at::Generator& /*gen*/) {
+  const int64_t d = t.size(1), third = d / 3;
+  fill_sinusoids(t, 0, third, kSinusoidAmplitude);
+  fill_sinusoids(h, third, third, kSinusoidAmplitude);
+  fill_sinusoids(w, 2 * third, d - 2 * third, kSinusoidAmplitude);
 }
 
 }  // namespace reel::model

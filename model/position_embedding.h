@@ -20,7 +20,11 @@ class FactorizedPositionEmbeddingImpl : public torch::nn::Module {
   FactorizedPositionEmbeddingImpl(Grid3 max_grid, int64_t dim);
   // grid (Tg, Hg, Wg) -> (Tg*Hg*Wg, D). Throws UserError when the grid exceeds max_grid.
   torch::Tensor forward(Grid3 grid);
-  void init_weights(at::Generator& gen);  // N(0, 0.02)
+  // Sinusoids, each axis in its own third of the channels (t first, then h, then w; zero in the
+  // other two thirds), amplitude kSinusoidAmplitude, so that every position is distinct from the
+  // first step; then learned. `gen` is unused (the start is deterministic) but kept for symmetry.
+  void init_weights(at::Generator& gen);
+  static constexpr double kSinusoidAmplitude = 0.5;
 
   torch::Tensor t, h, w;  // (max_grid[i], D)
 

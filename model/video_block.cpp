@@ -2,6 +2,7 @@
 #include "model/video_block.h"
 
 #include "common/error.h"
+#include "kernels/norm_modulate.h"
 #include "model/init.h"
 
 namespace reel::model {
@@ -21,10 +22,10 @@ torch::Tensor VideoBlockImpl::forward(const torch::Tensor& x, const torch::Tenso
   const auto &shift_a = m[0], &scale_a = m[1], &gate_a = m[2];
   const auto &shift_f = m[3], &scale_f = m[4], &gate_f = m[5];
 
-  auto h = torch::addcmul(shift_a, rms_norm(x, eps_), scale_a + 1.0);
+  auto h = kernels::norm_modulate(x, shift_a, scale_a, eps_);
   auto y = torch::addcmul(x, gate_a, attn(h));
   y = y + cross(cross_norm(y), text.tokens, text.mask);
-  h = torch::addcmul(shift_f, rms_norm(y, eps_), scale_f + 1.0);
+  h = kernels::norm_modulate(y, shift_f, scale_f, eps_);
   return torch::addcmul(y, gate_f, ffn(h));
 }
 
@@ -32,7 +33,9 @@ void VideoBlockImpl::init_weights(at::Generator& gen) {
   init_constant(modulation, 0.0);
   attn->init_weights(gen);
   cross_norm->init_weights();
-  cross->init_weights(gen, /*zero_out=*/true);
+  // Not zero: the cross-attention has no gate, and a zero output projection would also zero the
+  // gradient reaching the text encoders, which then learn nothing for hundreds of steps.
+  cross->init_weights(gen, /*zero_out=*/false);
   ffn->init_weights(gen);
 }
 
@@ -43,7 +46,7 @@ FinalLayerImpl::FinalLayerImpl(int64_t dim, int64_t out_dim, double eps) : eps_(
 
 torch::Tensor FinalLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& time_act) {
   auto m = adaln(time_act).unsqueeze(1).chunk(2, -1);  // 2 x (B, 1, D)
-  return linear(torch::addcmul(m[0], rms_norm(x, eps_), m[1] + 1.0));
+  return linear(kernels::norm_modulate(x, m[0], m[1], eps_));
 }
 
 void FinalLayerImpl::init_weights() {

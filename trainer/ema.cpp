@@ -1,6 +1,8 @@
 // Exponential moving average of parameters.
 #include "trainer/ema.h"
 
+#include <algorithm>
+
 #include "common/error.h"
 
 namespace reel::trainer {
@@ -14,13 +16,19 @@ Ema::Ema(const torch::nn::Module& module, double decay) : decay_(decay) {
   }
 }
 
-void Ema::update(const torch::nn::Module& module) {
+double Ema::decay_at(int64_t step) const {
+  REEL_CHECK(step >= 0, "EMA step must be >= 0, got ", step);
+  return std::min(decay_, (1.0 + static_cast<double>(step)) / (10.0 + static_cast<double>(step)));
+}
+
+void Ema::update(const torch::nn::Module& module, int64_t step) {
+  const double d = decay_at(step);
   torch::NoGradGuard no_grad;
   auto params = module.named_parameters();
   REEL_CHECK(params.size() == shadow_.size(), "EMA holds ", shadow_.size(), " tensors, module has ",
              params.size());
   for (size_t i = 0; i < shadow_.size(); ++i) {
-    shadow_[i].mul_(decay_).add_(params[i].value().detach().to(torch::kFloat32), 1.0 - decay_);
+    shadow_[i].mul_(d).add_(params[i].value().detach().to(torch::kFloat32), 1.0 - d);
   }
 }
 

@@ -13,8 +13,13 @@ class Ema {
   // Keeps a float32 copy of every parameter of `module` (by name). decay in (0, 1).
   Ema(const torch::nn::Module& module, double decay);
 
-  // ema = decay * ema + (1 - decay) * param, for every parameter.
-  void update(const torch::nn::Module& module);
+  // ema = d * ema + (1 - d) * param for every parameter, with d = decay_at(step), where step
+  // counts the updates made before this one (the trainer's optimizer step).
+  void update(const torch::nn::Module& module, int64_t step);
+
+  // The warmed-up decay min(decay, (1 + step) / (10 + step)): early averages do not drag the
+  // random initialization along for ~1 / (1 - decay) steps (0.1 at step 0, 0.5 at step 8).
+  double decay_at(int64_t step) const;
 
   // Copies the averaged weights into `module`'s parameters.
   void copy_to(torch::nn::Module& module) const;

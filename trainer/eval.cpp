@@ -84,6 +84,7 @@ nlohmann::json run_eval(const std::string& checkpoint, const std::string& out_di
     ValidationResult v = validation_loss(m.model, val, r, r.trainer.val_samples);
     result["val_loss"] = v.loss;
     result["val_loss_t"] = v.loss_at_t;
+    result["val_loss_uncond"] = v.loss_uncond;
     result["val_t"] = v.t;
   } else {
     log_warn("eval: no validation set at '", data_dir, "/val'; eval.json has no val_loss (pass --data DIR)");

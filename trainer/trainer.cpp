@@ -94,11 +94,14 @@ ValidationResult validation_loss(model::T2VModel& model, const data::Dataset& va
       }
       torch::Tensor x1 = torch::stack(x1s), x0 = torch::stack(x0s);
       model::TextTokens text = model->encode_text(texts);
+      model::TextTokens no_text = model->encode_text(std::vector<std::string>(texts.size()));
       for (int k = 0; k < kValidationTimes; ++k) {
         torch::Tensor t = torch::full({x1.size(0)}, result.t[k]);
         FlowPoint p = flow_path(x1, x0, t, sigma_min);
         torch::Tensor pred = model->forward_with_text(p.xt, t, text);
         result.loss_at_t[k] += flow_loss_per_sample(pred, p.target).sum().item<double>();
+        torch::Tensor pred_uncond = model->forward_with_text(p.xt, t, no_text);
+        result.loss_uncond += flow_loss_per_sample(pred_uncond, p.target).sum().item<double>();
       }
       result.samples += x1.size(0);
     }
@@ -109,6 +112,7 @@ ValidationResult validation_loss(model::T2VModel& model, const data::Dataset& va
     total += l;
   }
   result.loss = total / kValidationTimes;
+  result.loss_uncond /= static_cast<double>(std::max<int64_t>(1, result.samples) * kValidationTimes);
   if (was_training) model->train();
   return result;
 }
@@ -235,7 +239,7 @@ StepStats Trainer::train_step() {
   double max_norm = tr.grad_clip > 0 ? tr.grad_clip : std::numeric_limits<double>::infinity();
   s.grad_norm = torch::nn::utils::clip_grad_norm_(params_, max_norm);
   optimizer_->step();
-  if (ema_) ema_->update(*model_);
+  if (ema_) ema_->update(*model_, step_);
   ++step_;
   s.step = step_;
   s.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -338,7 +342,8 @@ void Trainer::run() {
         rec["val_loss"] = v.loss;
         rec["val_t"] = v.t;
         rec["val_loss_t"] = v.loss_at_t;
-        val_text = cat(" | val ", v.loss);
+        rec["val_loss_uncond"] = v.loss_uncond;
+        val_text = cat(" | val ", v.loss, " (no caption ", v.loss_uncond, ")");
       }
       metrics_->write(rec);
       char line[512];

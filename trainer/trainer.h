@@ -38,6 +38,9 @@ struct ValidationResult {
   std::vector<double> t;          // the fixed times, (k + 0.5) / 8
   std::vector<double> loss_at_t;  // mean loss at each t
   double loss = 0;                // mean over t
+  // The same with every caption empty: loss_uncond - loss is what the captions are worth to the
+  // model (near 0 means it ignores its text).
+  double loss_uncond = 0;
   int64_t samples = 0;
 };
 

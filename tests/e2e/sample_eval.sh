@@ -32,7 +32,7 @@ python3 - "$WORK" <<'PY'
 import json, sys
 w = sys.argv[1]
 e = json.load(open(f"{w}/eval/eval.json"))
-for k in ("color_accuracy", "motion_accuracy", "shape_accuracy", "val_loss", "val_loss_t", "per_prompt"):
+for k in ("color_accuracy", "motion_accuracy", "shape_accuracy", "val_loss", "val_loss_t", "val_loss_uncond", "per_prompt"):
     assert k in e, f"eval.json lacks {k}"
 assert len(e["per_prompt"]) == 8, len(e["per_prompt"])
 assert 0 <= e["color_accuracy"] <= 1 and e["val_loss"] > 0

@@ -29,6 +29,7 @@ assert sorted(a) == [1, 2, 3, 4, 5, 6], a
 assert a == b, f"losses differ:\n straight {a}\n resumed  {b}"
 val = [json.loads(l) for l in open(f"{w}/straight/metrics.jsonl") if "val_loss" in l]
 assert val and len(val[0]["val_loss_t"]) == 8, "no validation at 8 fixed t"
+assert val[0]["val_loss_uncond"] > 0, "no caption-free validation loss"
 PY
 # Byte-identical weights, optimizer state and EMA.
 h5diff "$WORK/straight/checkpoints/step_00000006.h5" "$WORK/resumed/checkpoints/step_00000006.h5" /model /model \

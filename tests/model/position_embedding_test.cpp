@@ -1,7 +1,10 @@
 // Factorized t/h/w position embeddings: the right table rows reach every token of every bucket.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "common/error.h"
+#include "model/init.h"
 #include "model/patchify.h"
 #include "model/position_embedding.h"
 #include "model_test_util.h"
@@ -35,6 +38,23 @@ TEST(PositionEmbedding, EveryTokenOfEveryBucketGetsItsOwnTableRows) {
                 << "bucket " << bucket[0] << "x" << bucket[1] << "x" << bucket[2] << " token " << n;
           }
   }
+}
+
+TEST(PositionEmbedding, InitGivesEveryTokenADistinctEmbeddingFromTheStart) {
+  const int64_t d = 48;
+  FactorizedPositionEmbedding pos(Grid3{8, 6, 6}, d);
+  at::Generator gen = make_init_generator(0);
+  pos->init_weights(gen);
+  // Each axis lives in its own third of the channels.
+  EXPECT_EQ(pos->t.narrow(1, 16, 32).abs().max().item<float>(), 0.0f);
+  EXPECT_EQ(pos->h.narrow(1, 0, 16).abs().max().item<float>(), 0.0f);
+  EXPECT_EQ(pos->w.narrow(1, 0, 32).abs().max().item<float>(), 0.0f);
+  EXPECT_NEAR(pos->t[3][0].item<float>(), FactorizedPositionEmbeddingImpl::kSinusoidAmplitude * std::sin(3.0), 1e-6);
+  EXPECT_NEAR(pos->h[2][17].item<float>(), FactorizedPositionEmbeddingImpl::kSinusoidAmplitude * std::cos(2.0), 1e-6);
+  auto table = pos(Grid3{8, 6, 6});  // (288, D)
+  auto dist = torch::cdist(table, table);
+  dist.fill_diagonal_(1e9);
+  EXPECT_GT(dist.min().item<float>(), 0.05f) << "two tokens share a position embedding";
 }
 
 TEST(PositionEmbedding, OversizeGridThrowsNamingGridAndLimit) {

@@ -57,7 +57,7 @@ TEST(T2VModel, CaptionChangesOutputAfterTraining) {
   auto t = torch::tensor({0.5f, 0.5f});
   std::vector<std::string> captions = {"a red ball", "a blue cube"};
   {
-    torch::NoGradGuard no_grad;  // at init the cross-attention output is zero: captions cannot matter
+    torch::NoGradGuard no_grad;  // at init the final layer is zero: nothing can matter yet
     auto v = model->forward(x, t, captions);
     EXPECT_TRUE(torch::equal(v, torch::zeros_like(v)));
   }
@@ -74,4 +74,30 @@ TEST(T2VModel, CaptionChangesOutputAfterTraining) {
   auto again = model->forward(same, t, {"a red ball", "a red ball"});
   EXPECT_TRUE(torch::allclose(again[0], again[1], 1e-6, 1e-6));  // same input, same caption
   EXPECT_GT((v[0] - v[1]).abs().max().item<float>(), 1e-4);      // only the caption differs
+}
+
+TEST(T2VModel, TextEncoderLearnsFromTheSecondStep) {
+  // The first update makes the zero-initialised output layer non-zero; from then on the caption
+  // path must carry gradient to the text encoder (a zero-initialised, ungated cross-attention
+  // output would block it and the model would ignore its captions for hundreds of steps).
+  torch::manual_seed(2);
+  T2VModel model(small_options());
+  model->init_weights(2);
+  auto x = torch::randn({2, 3, 2, 8, 8});
+  auto t = torch::tensor({0.3f, 0.7f});
+  auto target = torch::randn_like(x);
+  std::vector<std::string> captions = {"a red ball", "a blue cube"};
+  torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(1e-3));
+  for (int step = 0; step < 2; ++step) {
+    opt.zero_grad();
+    torch::mse_loss(model->forward(x, t, captions), target).backward();
+    if (step == 1) {
+      for (const auto& p : model->named_parameters()) {
+        if (p.key().rfind("text.", 0) != 0 || p.key().find("bias") != std::string::npos) continue;
+        ASSERT_TRUE(p.value().grad().defined()) << p.key();
+        EXPECT_GT(p.value().grad().abs().max().item<float>(), 0.0f) << p.key() << " gets no gradient";
+      }
+    }
+    opt.step();
+  }
 }

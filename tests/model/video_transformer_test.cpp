@@ -47,14 +47,18 @@ TEST(VideoTransformer, ZeroInitGivesZeroVelocityAndIdentityBlocks) {
   auto h = torch::randn({2, 16, 32});
   auto shared_mod = torch::zeros({2, 6, 32});  // what the zero-initialised shared adaLN produces
   for (auto block : model->transformer->block_list()) {
-    EXPECT_TRUE(torch::equal(block->forward(h, shared_mod, text), h));
+    // The gated self-attention and FFN add nothing; only the (ungated) cross-attention does.
+    auto cross = block->cross(block->cross_norm(h), text.tokens, text.mask);
+    EXPECT_GT(cross.abs().max().item<float>(), 0.0f);
+    EXPECT_TRUE(torch::allclose(block->forward(h, shared_mod, text), h + cross, 1e-6, 1e-6));
   }
 }
 
 TEST(VideoTransformer, PositionsAreAddedBeforeEveryBlock) {
-  auto model = make_small(9, /*perturb=*/false);  // blocks are identities, adaLN outputs are 0
+  auto model = make_small(9, /*perturb=*/false);  // adaLN outputs are 0
   auto& tr = model->transformer;
   torch::NoGradGuard no_grad;
+  for (auto block : tr->block_list()) block->cross->out->weight.zero_();  // blocks become identities
   tr->patch_embed->bias.normal_();  // a zero video then embeds to this bias at every token
   tr->final->linear->weight.normal_();
   auto v = model->forward(torch::zeros({1, 3, 2, 8, 8}), torch::tensor({0.5f}), {"a"});

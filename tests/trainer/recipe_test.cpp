@@ -153,26 +153,28 @@ TEST_F(RecipeTest, TinyT2vParsesWithItsValues) {
   EXPECT_EQ(r.source, kT2v);
   EXPECT_EQ(r.run.dir, "runs/demo");
   EXPECT_EQ(r.data.dir, "runs/data/synth");
-  EXPECT_EQ(r.trainer.steps, 500);
-  EXPECT_EQ(r.data.batch_size, 16);
-  EXPECT_DOUBLE_EQ(r.trainer.lr, 1e-3);
+  EXPECT_EQ(r.trainer.steps, 350);
+  EXPECT_EQ(r.data.batch_size, 32);
+  EXPECT_DOUBLE_EQ(r.trainer.lr, 2e-3);
   EXPECT_DOUBLE_EQ(r.trainer.min_lr, 1e-4);
   EXPECT_EQ(r.trainer.warmup_steps, 50);
   EXPECT_EQ(r.trainer.schedule, "cosine");
   EXPECT_DOUBLE_EQ(r.trainer.ema_decay, 0.99);
-  EXPECT_EQ(r.trainer.val_every, 100);
-  EXPECT_EQ(r.trainer.ckpt_every, 250);
+  EXPECT_EQ(r.trainer.val_every, 200);
+  EXPECT_EQ(r.trainer.ckpt_every, 200);
   EXPECT_EQ(r.trainer.log_every, 25);
   EXPECT_EQ(r.sample.bucket, "8x16x16");
   EXPECT_EQ(r.sample.fps, 8);
-  // The model is the tiny default one, on 4x4 pixel patches, with tables wide enough for the
-  // 8x16x24 bucket.
+  // The model is the tiny default one, 256 wide, on 4x4 pixel patches, with tables wide enough
+  // for the 8x16x24 bucket.
   EXPECT_EQ(r.model.patch, (std::vector<int64_t>{1, 4, 4}));
   EXPECT_EQ(r.model.max_width, 24);
+  EXPECT_EQ(r.model.dim, 256);
   Recipe with_default_model = r;
   with_default_model.model = reel::trainer::ModelSection{};
   with_default_model.model.patch = {1, 4, 4};
   with_default_model.model.max_width = 24;
+  with_default_model.model.dim = 256;
   EXPECT_EQ(r, with_default_model);
 }
 

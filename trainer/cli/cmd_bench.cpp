@@ -1,6 +1,9 @@
 // `reel bench step RECIPE` and `reel bench matmul`.
+#include <torch/csrc/autograd/profiler_legacy.h>
+
 #include <chrono>
 #include <cstdio>
+#include <memory>
 
 #include "common/error.h"
 #include "common/runtime.h"
@@ -35,6 +38,7 @@ int bench_step(int argc, char** argv, int first) {
   c.positional("RECIPE", "recipe file")
       .option("steps", "N", "timed steps (default 20)")
       .option("warmup", "N", "untimed steps first (default 3)")
+      .option("profile", "FILE", "write a Chrome trace (chrome://tracing, Perfetto) of the timed steps' operators")
       .min_positionals(1)
       .max_positionals(-1);
   auto args = c.parse(argc, argv, first);
@@ -49,6 +53,9 @@ int bench_step(int argc, char** argv, int first) {
   if (steps < 1 || warmup < 0) fail("--steps must be >= 1 and --warmup >= 0");
   trainer::Trainer t(recipe, false);
   for (int64_t i = 0; i < warmup; ++i) t.train_step();
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
+  const std::string profile_path = args->get("profile", "");
+  if (!profile_path.empty()) profile = std::make_unique<torch::autograd::profiler::RecordProfile>(profile_path);
   double seconds = 0, flops = 0;
   int64_t samples = 0, tokens = 0;
   for (int64_t i = 0; i < steps; ++i) {
@@ -57,6 +64,10 @@ int bench_step(int argc, char** argv, int first) {
     flops += s.flops;
     samples += s.samples;
     tokens += s.tokens;
+  }
+  if (profile) {
+    profile.reset();  // writes the trace
+    std::printf("operator trace: %s\n", profile_path.c_str());
   }
   const double rate = flops / seconds;
   std::printf("bench step %s: %lld steps, %.1f ms/step, %.1f samples/s, %.0f tokens/s\n",

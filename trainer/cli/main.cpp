@@ -32,6 +32,7 @@ const char* kHelp =
 }  // namespace
 
 int main(int argc, char** argv) {
+  reel::configure_process(argv);
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0 ||
       std::strcmp(argv[1], "help") == 0) {
     std::fputs(kHelp, argc < 2 ? stderr : stdout);
