@@ -69,7 +69,7 @@ nlohmann::json run_eval(const std::string& checkpoint, const std::string& out_di
                           {"shape_ok", s_ok}});
   }
   const double n = static_cast<double>(set.size());
-  nlohmann::json result = {{"checkpoint", checkpoint},
+  nlohmann::json result = {{"checkpoint", m.path},
                            {"step", m.step},
                            {"ema", m.ema},
                            {"prompts", set.size()},

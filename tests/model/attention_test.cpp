@@ -1,4 +1,5 @@
 // attention(): agrees with a loop-by-loop reference, honours the key mask, never yields NaN.
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -62,7 +63,7 @@ TEST(Attention, MaskedKeysDoNotInfluenceOutput) {
   EXPECT_TRUE(torch::allclose(a, truncated, 1e-5, 1e-6));
 }
 
-TEST(Attention, GradientsMatchAutogradThroughSoftmax) {
+void expect_gradients_match_autograd_through_softmax() {
   torch::manual_seed(2);
   auto opts = torch::TensorOptions().dtype(torch::kDouble).requires_grad(true);
   // Non-contiguous inputs, as the layers pass them (heads split out of a fused projection).
@@ -83,6 +84,17 @@ TEST(Attention, GradientsMatchAutogradThroughSoftmax) {
   EXPECT_TRUE(torch::allclose(got_q, qkv.grad(), 1e-10, 1e-10));
   EXPECT_TRUE(torch::allclose(got_kv, ctx.grad(), 1e-10, 1e-10));
   EXPECT_GT(got_kv.abs().sum().item<double>(), 0.0);
+}
+
+TEST(Attention, GradientsMatchAutogradThroughSoftmax) { expect_gradients_match_autograd_through_softmax(); }
+
+TEST(Attention, ThreadsSplittingTheSlicesGiveTheSameGradients) {
+  // B*H = 6 slices over 4 threads: ranges of 2, 2, 2 and an idle thread (the test binary
+  // otherwise runs with OMP_NUM_THREADS=1, where the slices are not split).
+  const int before = at::get_num_threads();
+  at::set_num_threads(4);
+  expect_gradients_match_autograd_through_softmax();
+  at::set_num_threads(before);
 }
 
 TEST(Attention, FullyMaskedRowIsFinite) {

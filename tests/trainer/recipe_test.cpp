@@ -175,6 +175,7 @@ TEST_F(RecipeTest, TinyT2vParsesWithItsValues) {
   with_default_model.model.patch = {1, 4, 4};
   with_default_model.model.max_width = 24;
   with_default_model.model.dim = 256;
+  with_default_model.model.heads = 2;
   EXPECT_EQ(r, with_default_model);
 }
 
