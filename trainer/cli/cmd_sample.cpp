@@ -52,8 +52,8 @@ int cmd_sample(int argc, char** argv, int first) {
       .option("prompt", "TEXT", "one prompt")
       .option("prompts", "FILE", "prompt file: one prompt per line, or JSON lines {\"prompt\", \"seed\"}")
       .option("out", "DIR", "output directory")
-      .option("steps", "N", "Euler steps (default 50)")
-      .option("cfg", "X", "classifier-free guidance scale (default 7.5)")
+      .option("steps", "N", "Euler steps (default: the recipe's sample.steps, 50 unless set)")
+      .option("cfg", "X", "classifier-free guidance scale (default: the recipe's sample.cfg, 7.5 unless set)")
       .option("seed", "N", "noise seed of the first prompt; prompt i uses seed+i (default 0)")
       .option("bucket", "FxHxW", "output shape (default: the recipe's sample.bucket)")
       .option("scale", "N", "MP4 upscaling factor for viewing (default: the recipe's sample.scale)");
@@ -73,8 +73,8 @@ int cmd_sample(int argc, char** argv, int first) {
   }
   trainer::InferenceModel m = trainer::load_inference_model(args->get("ckpt"));
   trainer::GenerateOptions g;
-  g.steps = static_cast<int>(args->get_int("steps", 50));
-  g.cfg = args->get_double("cfg", 7.5);
+  g.steps = static_cast<int>(args->get_int("steps", m.recipe.sample.steps));
+  g.cfg = args->get_double("cfg", m.recipe.sample.cfg);
   g.bucket = data::Bucket::parse(args->get("bucket", m.recipe.sample.bucket));
   g.fps = m.recipe.sample.fps;
   int scale = static_cast<int>(args->get_int("scale", m.recipe.sample.scale));
