@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "kernels/modulate.h"
 
 namespace reel::kernels {
 namespace {
@@ -107,7 +108,7 @@ torch::Tensor norm_modulate_reference(const torch::Tensor& x, const torch::Tenso
   check_shapes(x, shift, scale);
   const int64_t b = x.size(0), d = x.size(2);
   auto normed = x * torch::rsqrt(x.square().mean(-1, /*keepdim=*/true) + eps);
-  return torch::addcmul(shift.reshape({b, 1, d}), normed, scale.reshape({b, 1, d}) + 1.0);
+  return modulate_reference(normed, shift.reshape({b, d}), scale.reshape({b, d}));
 }
 
 torch::Tensor norm_modulate(const torch::Tensor& x, const torch::Tensor& shift, const torch::Tensor& scale,

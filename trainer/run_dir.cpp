@@ -127,18 +127,17 @@ std::string resolve_checkpoint_argument(const std::string& path) {
   std::error_code ec;
   fs::path p = fs::path(path).lexically_normal();
   if (p.filename().empty()) p = p.parent_path();  // "dir/" -> "dir"
-  if (fs::is_directory(p, ec)) {
-    // a checkpoints dir: its parent is the run dir
-    if (!fs::exists(p / "checkpoints", ec) && (fs::exists(p / "latest", ec) || p.filename() == "checkpoints")) {
-      return resolve_latest(p.parent_path().empty() ? std::string(".") : p.parent_path().string());
-    }
-    return resolve_latest(p.string());
-  }
+  // Find the checkpoints directory; its parent is the run directory resolve_latest wants.
   if (p.filename() == "latest") {
-    fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
-    return resolve_latest(dir.parent_path().empty() ? std::string(".") : dir.parent_path().string());
+    p = p.parent_path();
+  } else if (!fs::is_directory(p, ec)) {
+    return path;  // a checkpoint file
+  } else if (p.filename() != "checkpoints" && !fs::exists(p / "latest", ec)) {
+    p /= "checkpoints";  // a run directory
   }
-  return path;
+  if (p.empty()) p = fs::current_path();  // "latest" given from inside the checkpoints dir
+  const fs::path run = p.parent_path();
+  return resolve_latest(run.empty() ? std::string(".") : run.string());
 }
 
 std::string resolve_latest(const std::string& run_dir) {

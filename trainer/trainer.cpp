@@ -218,8 +218,9 @@ StepStats Trainer::train_step() {
     const int64_t b = batch.pixels.size(0);
     std::vector<std::string> texts = conditioning_texts(batch);
     torch::Tensor drop = at::rand({b}, gen);
+    auto dropped = drop.accessor<float, 1>();
     for (int64_t i = 0; i < b; ++i) {
-      if (drop[i].item<double>() < recipe_.flow.caption_dropout) texts[i].clear();
+      if (dropped[i] < recipe_.flow.caption_dropout) texts[i].clear();
     }
     torch::Tensor x0 = at::randn(batch.pixels.sizes(), gen);
     torch::Tensor t = sample_t(b, flow_, gen);

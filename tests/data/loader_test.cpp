@@ -9,11 +9,13 @@
 
 #include "common/error.h"
 #include "common/fs.h"
+#include "tests/test_util.h"
 #include "data/loader.h"
 #include "data/synth.h"
 
 using namespace reel::data;
 namespace fs = std::filesystem;
+using reel::testing::expect_user_error;
 
 namespace {
 
@@ -65,15 +67,6 @@ class LoaderTest : public ::testing::Test {
 fs::path LoaderTest::root_;
 std::shared_ptr<const Dataset> LoaderTest::data_;
 
-template <class Fn>
-void expect_user_error(Fn fn, const std::string& needle) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error; expected one mentioning " << needle;
-  } catch (const reel::UserError& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
 
 }  // namespace
 

@@ -10,11 +10,13 @@
 
 #include "common/error.h"
 #include "common/fs.h"
+#include "tests/test_util.h"
 #include "data/shards.h"
 #include "data/synth.h"
 
 using namespace reel::data;
 namespace fs = std::filesystem;
+using reel::testing::expect_user_error;
 
 namespace {
 
@@ -37,16 +39,6 @@ void write_shard(const std::string& path, const Bucket& b, const std::vector<Cli
   writer.close();
 }
 
-// Expects `fn` to throw a UserError whose message contains `needle`.
-template <class Fn>
-void expect_user_error(Fn fn, const std::string& needle) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error; expected one mentioning " << needle;
-  } catch (const reel::UserError& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
 
 // File offset of the stored chunk (the pixels of one sample) `sample` in a shard.
 haddr_t chunk_address(const std::string& path, int64_t sample) {

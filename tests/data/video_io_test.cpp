@@ -11,6 +11,7 @@
 
 #include "common/error.h"
 #include "data/video_io.h"
+#include "tests/test_util.h"
 
 namespace fs = std::filesystem;
 using reel::data::contact_sheet;
@@ -19,6 +20,7 @@ using reel::data::read_png;
 using reel::data::read_video;
 using reel::data::write_mp4;
 using reel::data::write_png;
+using reel::testing::user_error_message;
 
 namespace {
 
@@ -84,16 +86,6 @@ bool have_cli(const std::string& tool) {
   return std::system(("command -v " + tool + " > /dev/null 2>&1").c_str()) == 0;
 }
 
-template <typename Fn>
-std::string user_error_text(Fn&& fn) {
-  try {
-    fn();
-  } catch (const reel::UserError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected reel::UserError";
-  return "";
-}
 
 }  // namespace
 
@@ -216,10 +208,10 @@ TEST_F(VideoIo, WriteLeavesOnlyTheFinalFile) {
 TEST_F(VideoIo, UnwritableDirectoryThrowsNamingThePath) {
   std::ofstream(path("file")) << "a file, not a directory";
   const std::string target = path("file/sub/clip.mp4");
-  const std::string msg = user_error_text([&] { write_mp4(target, moving_square(2, 16, 16), 8); });
+  const std::string msg = user_error_message([&] { write_mp4(target, moving_square(2, 16, 16), 8); });
   EXPECT_NE(msg.find(target), std::string::npos) << msg;
   const std::string png = path("file/img.png");
-  const std::string msg2 = user_error_text([&] { write_png(png, moving_square(1, 16, 16)[0]); });
+  const std::string msg2 = user_error_message([&] { write_png(png, moving_square(1, 16, 16)[0]); });
   EXPECT_NE(msg2.find(png), std::string::npos) << msg2;
   EXPECT_EQ(files_in_dir(), 1);  // only "file": no temporaries left behind
 }
@@ -230,11 +222,11 @@ TEST_F(VideoIo, CorruptFileThrowsNamingIt) {
   for (char& c : junk) c = static_cast<char>(rng() & 0xff);
   std::ofstream(path("junk.mp4"), std::ios::binary) << junk;
   const std::string junk_path = path("junk.mp4");
-  const std::string msg = user_error_text([&] { read_video(junk_path); });
+  const std::string msg = user_error_message([&] { read_video(junk_path); });
   EXPECT_NE(msg.find(junk_path), std::string::npos) << msg;
-  const std::string msg2 = user_error_text([&] { probe_video(junk_path); });
+  const std::string msg2 = user_error_message([&] { probe_video(junk_path); });
   EXPECT_NE(msg2.find(junk_path), std::string::npos) << msg2;
-  const std::string msg3 = user_error_text([&] { read_png(junk_path); });
+  const std::string msg3 = user_error_message([&] { read_png(junk_path); });
   EXPECT_NE(msg3.find(junk_path), std::string::npos) << msg3;
 }
 
@@ -245,16 +237,16 @@ TEST_F(VideoIo, TruncatedMp4ThrowsNamingIt) {
   for (double kept : {0.8, 0.3}) {
     write_mp4(path("a.mp4"), clip, 8);
     fs::resize_file(path("a.mp4"), static_cast<uintmax_t>(fs::file_size(path("a.mp4")) * kept));
-    const std::string msg = user_error_text([&] { read_video(path("a.mp4")); });
+    const std::string msg = user_error_message([&] { read_video(path("a.mp4")); });
     EXPECT_NE(msg.find(path("a.mp4")), std::string::npos) << msg;
   }
 }
 
 TEST_F(VideoIo, MissingFileThrowsNamingIt) {
   const std::string missing = path("missing.mp4");
-  const std::string msg = user_error_text([&] { read_video(missing); });
+  const std::string msg = user_error_message([&] { read_video(missing); });
   EXPECT_NE(msg.find(missing), std::string::npos) << msg;
-  EXPECT_NE(user_error_text([&] { read_png(path("missing.png")); }).find("missing.png"), std::string::npos);
+  EXPECT_NE(user_error_message([&] { read_png(path("missing.png")); }).find("missing.png"), std::string::npos);
 }
 
 TEST_F(VideoIo, BadTensorsAndArgumentsThrow) {

@@ -88,9 +88,9 @@ void expect_gradients_match_autograd_through_softmax() {
 
 TEST(Attention, GradientsMatchAutogradThroughSoftmax) { expect_gradients_match_autograd_through_softmax(); }
 
-TEST(Attention, ThreadsSplittingTheSlicesGiveTheSameGradients) {
-  // B*H = 6 slices over 4 threads: ranges of 2, 2, 2 and an idle thread (the test binary
-  // otherwise runs with OMP_NUM_THREADS=1, where the slices are not split).
+TEST(Attention, SeveralThreadsGiveTheSameGradients) {
+  // The same check with LibTorch's kernels running on 4 threads (the test binary otherwise runs
+  // with OMP_NUM_THREADS=1, where no kernel splits its work).
   const int before = at::get_num_threads();
   at::set_num_threads(4);
   expect_gradients_match_autograd_through_softmax();

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "model/t2v.h"
+#include "tests/test_util.h"
 
 namespace reel::model::testing {
 
@@ -36,8 +37,6 @@ inline void perturb_zero_params(torch::nn::Module& module, uint64_t seed) {
   }
 }
 
-inline bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
+using reel::testing::contains;
 
 }  // namespace reel::model::testing

@@ -16,9 +16,12 @@
 
 #include "common/error.h"
 #include "common/fs.h"
+#include "tests/test_util.h"
 
 namespace fs = std::filesystem;
 using namespace reel::trainer;
+using reel::testing::contains;
+using reel::testing::user_error_message;
 
 namespace {
 
@@ -56,18 +59,6 @@ class ScratchDir {
   return ::testing::AssertionSuccess();
 }
 
-// The UserError message `f` throws; fails the test if it throws nothing.
-std::string user_error(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const reel::UserError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a UserError";
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 std::vector<std::string> files_in(const fs::path& dir) {
   std::vector<std::string> names;
@@ -249,10 +240,10 @@ TEST(Checkpoint, InspectListsNamesShapesDtypesAndHeader) {
 TEST(Checkpoint, MissingFileNamesThePath) {
   ScratchDir scratch("missing");
   const std::string path = (scratch.path() / "nope.h5").string();
-  std::string msg = user_error([&] { load_checkpoint(path); });
+  std::string msg = user_error_message([&] { load_checkpoint(path); });
   EXPECT_TRUE(contains(msg, path)) << msg;
   EXPECT_TRUE(contains(msg, "does not exist")) << msg;
-  EXPECT_TRUE(contains(user_error([&] { inspect_checkpoint(path); }), path));
+  EXPECT_TRUE(contains(user_error_message([&] { inspect_checkpoint(path); }), path));
 }
 
 TEST(Checkpoint, TruncatedOrNonHdf5FileIsRefused) {
@@ -274,7 +265,7 @@ TEST(Checkpoint, TruncatedOrNonHdf5FileIsRefused) {
   for (const std::string& path : {cut, text, zero}) {
     for (auto read : {std::function<void()>([&] { load_checkpoint(path); }),
                       std::function<void()>([&] { inspect_checkpoint(path); })}) {
-      std::string msg = user_error(read);
+      std::string msg = user_error_message(read);
       EXPECT_TRUE(contains(msg, "truncated or corrupt")) << msg;
       EXPECT_TRUE(contains(msg, path)) << msg;
       EXPECT_TRUE(contains(msg, "use an earlier checkpoint")) << msg;
@@ -288,14 +279,14 @@ TEST(Checkpoint, FlippedDataByteFailsTheChecksumOfThatTensor) {
   const std::string path = (dir / "f.h5").string();
   save_checkpoint(path, small_checkpoint(5));
   flip_byte(path, data_offset(path, "model/blocks.0.w") + 37);
-  std::string msg = user_error([&] { load_checkpoint(path); });
+  std::string msg = user_error_message([&] { load_checkpoint(path); });
   EXPECT_TRUE(contains(msg, "'model/blocks.0.w' fails its checksum")) << msg;
   EXPECT_TRUE(contains(msg, path)) << msg;
   EXPECT_EQ(inspect_checkpoint(path).step, 5);  // headers intact; inspect does not read data
 
   save_checkpoint(path, small_checkpoint(5));
   flip_byte(path, data_offset(path, "meta/recipe") + 3);
-  msg = user_error([&] { load_checkpoint(path); });
+  msg = user_error_message([&] { load_checkpoint(path); });
   EXPECT_TRUE(contains(msg, "meta 'recipe' fails its checksum")) << msg;
 }
 
@@ -305,12 +296,12 @@ TEST(Checkpoint, ForeignHdf5FileOrOtherFormatIsRefused) {
   const std::string path = (dir / "x.h5").string();
   save_checkpoint(path, small_checkpoint(1));
   set_format(path, "");
-  std::string msg = user_error([&] { load_checkpoint(path); });
+  std::string msg = user_error_message([&] { load_checkpoint(path); });
   EXPECT_TRUE(contains(msg, "not a Reel checkpoint")) << msg;
   EXPECT_TRUE(contains(msg, path)) << msg;
 
   set_format(path, "reel-ckpt-9");
-  msg = user_error([&] { inspect_checkpoint(path); });
+  msg = user_error_message([&] { inspect_checkpoint(path); });
   EXPECT_TRUE(contains(msg, "'reel-ckpt-9'")) << msg;
   EXPECT_TRUE(contains(msg, "'reel-ckpt-1'")) << msg;
   EXPECT_TRUE(contains(msg, path)) << msg;
@@ -323,7 +314,7 @@ TEST(Checkpoint, UnwritableDirectoryLeavesNoFile) {
   fs::path target = ::geteuid() == 0 ? fs::path("/proc") : dir;
   if (target == dir) fs::permissions(dir, fs::perms::owner_read | fs::perms::owner_exec);
   const std::string path = (target / ("reel_ckpt_test_" + std::to_string(::getpid()) + ".h5")).string();
-  std::string msg = user_error([&] { save_checkpoint(path, small_checkpoint(1)); });
+  std::string msg = user_error_message([&] { save_checkpoint(path, small_checkpoint(1)); });
   EXPECT_TRUE(contains(msg, path)) << msg;
   EXPECT_FALSE(fs::exists(path));
 }
@@ -334,7 +325,7 @@ TEST(Checkpoint, FailedWriteRemovesItsTemporaryFile) {
   Checkpoint c = small_checkpoint(1);
   c.tensors["model/z.complex"] = torch::randn({2}, torch::kComplexFloat);  // checked after the file is created
   const std::string path = (dir / "c.h5").string();
-  std::string msg = user_error([&] { save_checkpoint(path, c); });
+  std::string msg = user_error_message([&] { save_checkpoint(path, c); });
   EXPECT_TRUE(contains(msg, "model/z.complex")) << msg;
   EXPECT_TRUE(files_in(dir).empty());
 }
@@ -346,16 +337,16 @@ TEST(Checkpoint, RefusesNamesThatAreNotPaths) {
   for (const std::string bad : {"a//b", "/abs", "trailing/", "a/./b", "a/../b", "", "meta/x", "meta"}) {
     Checkpoint c;
     c.tensors[bad] = torch::zeros({1});
-    std::string msg = user_error([&] { save_checkpoint(path, c); });
+    std::string msg = user_error_message([&] { save_checkpoint(path, c); });
     EXPECT_TRUE(contains(msg, "'" + bad + "'")) << msg;
   }
   Checkpoint c;
   c.tensors["model/a"] = torch::zeros({1});
   c.tensors["model/a/b"] = torch::zeros({1});
-  EXPECT_TRUE(contains(user_error([&] { save_checkpoint(path, c); }), "conflict"));
+  EXPECT_TRUE(contains(user_error_message([&] { save_checkpoint(path, c); }), "conflict"));
   Checkpoint m;
   m.meta["x//y"] = "v";
-  EXPECT_TRUE(contains(user_error([&] { save_checkpoint(path, m); }), "'x//y'"));
+  EXPECT_TRUE(contains(user_error_message([&] { save_checkpoint(path, m); }), "'x//y'"));
   EXPECT_TRUE(files_in(dir).empty());
 }
 
@@ -412,7 +403,7 @@ TEST(ModuleState, ListsMissingUnexpectedAndShapeMismatchesAndChangesNothing) {
   c.tensors["model/2.weight"] = torch::zeros({2});
   c.tensors["ema/0.weight"] = torch::zeros({1});  // other prefixes are not this call's business
   torch::Tensor before = b->named_parameters()["0.bias"].clone();
-  std::string msg = user_error([&] { load_module_state(*b, c, "model/"); });
+  std::string msg = user_error_message([&] { load_module_state(*b, c, "model/"); });
   EXPECT_TRUE(contains(msg, "/runs/x/step_00000010.h5")) << msg;
   EXPECT_TRUE(contains(msg, "missing (1): model/1.bias")) << msg;
   EXPECT_TRUE(contains(msg, "unexpected (1): model/2.weight")) << msg;
@@ -421,7 +412,7 @@ TEST(ModuleState, ListsMissingUnexpectedAndShapeMismatchesAndChangesNothing) {
   EXPECT_FALSE(contains(msg, "ema/")) << msg;
   EXPECT_TRUE(same_bytes(b->named_parameters()["0.bias"], before));  // all or nothing
 
-  std::string wrong_prefix = user_error([&] { load_module_state(*b, c, "net/"); });
+  std::string wrong_prefix = user_error_message([&] { load_module_state(*b, c, "net/"); });
   EXPECT_TRUE(contains(wrong_prefix, "ema/, model/")) << wrong_prefix;
 }
 
@@ -506,7 +497,7 @@ TEST(AdamWState, RefusesStateThatDoesNotFit) {
 
   auto b = make_mlp(2);
   torch::optim::AdamW opt_b(b->parameters(), torch::optim::AdamWOptions(1e-2));
-  std::string msg = user_error([&] { load_adamw_state(opt_b, *b, c); });
+  std::string msg = user_error_message([&] { load_adamw_state(opt_b, *b, c); });
   EXPECT_TRUE(contains(msg, "optim/0.weight/exp_avg: checkpoint (3,3) vs model (8,4)")) << msg;
   EXPECT_TRUE(contains(msg, "optim/0.bias/exp_avg_sq: missing")) << msg;
   EXPECT_TRUE(contains(msg, "no parameter '9.weight'")) << msg;
@@ -537,7 +528,7 @@ TEST(RunDir, CheckpointArgumentMayBeAFileLatestOrADirectory) {
 TEST(RunDir, LatestMovesAndResolveFallsBackPastDamagedFiles) {
   ScratchDir scratch("latest");
   const std::string run = scratch.path().string();
-  EXPECT_TRUE(contains(user_error([&] { resolve_latest(run); }), run));
+  EXPECT_TRUE(contains(user_error_message([&] { resolve_latest(run); }), run));
   for (int64_t step : {10, 20, 30}) {
     save_checkpoint(checkpoint_path(run, step), small_checkpoint(step));
     mark_latest(run, fs::path(checkpoint_path(run, step)).filename().string());
@@ -568,7 +559,7 @@ TEST(RunDir, LatestMovesAndResolveFallsBackPastDamagedFiles) {
 
   fs::resize_file(checkpoint_path(run, 10), 0);
   ::testing::internal::CaptureStderr();
-  std::string msg = user_error([&] { resolve_latest(run); });
+  std::string msg = user_error_message([&] { resolve_latest(run); });
   ::testing::internal::GetCapturedStderr();
   EXPECT_TRUE(contains(msg, run)) << msg;
   EXPECT_TRUE(contains(msg, "no complete checkpoint")) << msg;
@@ -577,7 +568,7 @@ TEST(RunDir, LatestMovesAndResolveFallsBackPastDamagedFiles) {
 TEST(RunDir, MarkLatestRefusesAFileThatIsNotThere) {
   ScratchDir scratch("mark");
   const std::string run = scratch.path().string();
-  std::string msg = user_error([&] { mark_latest(run, "step_00000001.h5"); });
+  std::string msg = user_error_message([&] { mark_latest(run, "step_00000001.h5"); });
   EXPECT_TRUE(contains(msg, "step_00000001.h5")) << msg;
   EXPECT_FALSE(fs::exists(run + "/checkpoints/latest"));
 }

@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "common/fs.h"
+#include "tests/test_util.h"
 
 namespace fs = std::filesystem;
 using reel::trainer::load_recipe;
@@ -53,15 +54,7 @@ class RecipeTest : public ::testing::Test {
     std::string path = write(text);
     return error_of([&] { load_recipe(path, overrides); });
   }
-  static std::string error_of(const std::function<void()>& fn) {
-    try {
-      fn();
-    } catch (const reel::UserError& e) {
-      return e.what();
-    }
-    ADD_FAILURE() << "expected a reel::UserError";
-    return "";
-  }
+  static std::string error_of(const std::function<void()>& fn) { return reel::testing::user_error_message(fn); }
 
   fs::path scratch_, old_cwd_;
 };

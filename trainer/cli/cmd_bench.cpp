@@ -44,11 +44,8 @@ int bench_step(int argc, char** argv, int first) {
   auto args = c.parse(argc, argv, first);
   if (!args) return 0;
   std::vector<std::string> overrides(args->positionals().begin() + 1, args->positionals().end());
-  trainer::Recipe probe = trainer::load_recipe(args->positionals()[0], overrides);
-  overrides.push_back("run.dir=" + probe.run.dir + "/bench");
-  overrides.push_back("trainer.val_every=1000000000");  // no validation or checkpoints while timing
-  overrides.push_back("trainer.ckpt_every=1000000000");
   trainer::Recipe recipe = trainer::load_recipe(args->positionals()[0], overrides);
+  recipe.run.dir += "/bench";  // train_step() alone: no validation or checkpoints while timing
   const int64_t steps = args->get_int("steps", 20), warmup = args->get_int("warmup", 3);
   if (steps < 1 || warmup < 0) fail("--steps must be >= 1 and --warmup >= 0");
   trainer::Trainer t(recipe, false);
