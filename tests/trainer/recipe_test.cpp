@@ -146,29 +146,29 @@ TEST_F(RecipeTest, TinyT2vParsesWithItsValues) {
   EXPECT_EQ(r.source, kT2v);
   EXPECT_EQ(r.run.dir, "runs/demo");
   EXPECT_EQ(r.data.dir, "runs/data/synth");
-  EXPECT_EQ(r.trainer.steps, 450);
+  EXPECT_EQ(r.trainer.steps, 1100);
   EXPECT_DOUBLE_EQ(r.flow.t_mean, -1.0);
   EXPECT_DOUBLE_EQ(r.sample.cfg, 3.0);
   EXPECT_DOUBLE_EQ(r.eval.cfg, 3.0);
   EXPECT_EQ(r.data.batch_size, 32);
   EXPECT_DOUBLE_EQ(r.trainer.lr, 2e-3);
   EXPECT_DOUBLE_EQ(r.trainer.min_lr, 1e-4);
-  EXPECT_EQ(r.trainer.warmup_steps, 50);
+  EXPECT_EQ(r.trainer.warmup_steps, 100);
   EXPECT_EQ(r.trainer.schedule, "cosine");
   EXPECT_DOUBLE_EQ(r.trainer.ema_decay, 0.99);
-  EXPECT_EQ(r.trainer.val_every, 225);
-  EXPECT_EQ(r.trainer.ckpt_every, 225);
+  EXPECT_EQ(r.trainer.val_every, 550);
+  EXPECT_EQ(r.trainer.ckpt_every, 550);
   EXPECT_EQ(r.trainer.log_every, 25);
   EXPECT_EQ(r.sample.bucket, "8x16x16");
   EXPECT_EQ(r.sample.fps, 8);
-  // The model is the tiny default one, 256 wide, on 4x4 pixel patches, with tables wide enough
+  // The model is the tiny default one, 256 wide, on 8x8 pixel patches, with tables wide enough
   // for the 8x16x24 bucket.
-  EXPECT_EQ(r.model.patch, (std::vector<int64_t>{1, 4, 4}));
+  EXPECT_EQ(r.model.patch, (std::vector<int64_t>{1, 8, 8}));
   EXPECT_EQ(r.model.max_width, 24);
   EXPECT_EQ(r.model.dim, 256);
   Recipe with_default_model = r;
   with_default_model.model = reel::trainer::ModelSection{};
-  with_default_model.model.patch = {1, 4, 4};
+  with_default_model.model.patch = {1, 8, 8};
   with_default_model.model.max_width = 24;
   with_default_model.model.dim = 256;
   with_default_model.model.heads = 2;
