@@ -9,7 +9,7 @@ int64_t byte_text_encoder_param_count(const ByteTextEncoderOptions& o) {
   validate(o);
   int64_t d = o.dim;
   int64_t layer = 2 * d + (3 * d * d + 3 * d) + (d * d + d) + 2 * d + (4 * d * d + 4 * d) + (4 * d * d + d);
-  return kByteVocab * d + (o.max_len + 2) * d + o.depth * layer + 2 * d;
+  return kByteVocab * d + (o.max_len + 2) * d + o.ngram * d * d + o.depth * layer + 2 * d;
 }
 
 int64_t text_conditioner_param_count(const std::vector<TextEncoderSlotOptions>& slots, int64_t model_dim) {
@@ -29,9 +29,10 @@ int64_t video_transformer_param_count(const VideoTransformerOptions& o) {
   int64_t positions = (o.max_grid[0] + o.max_grid[1] + o.max_grid[2]) * d;
   int64_t time_mlp = o.time_freq_dim * d + d + d * d + d;
   int64_t shared_adaln = 6 * d * d + 6 * d;
+  int64_t text_pool = o.pooled_text ? d * d + d : 0;
   int64_t block = 6 * d + 4 * d * d + d + 4 * d * d + 3 * d * f;
   int64_t final_layer = 2 * d * d + 2 * d + d * p + p;
-  return patch_embed + positions + time_mlp + shared_adaln + o.depth * block + final_layer;
+  return patch_embed + positions + time_mlp + shared_adaln + text_pool + o.depth * block + final_layer;
 }
 
 int64_t param_count(const T2VOptions& o) {
@@ -49,12 +50,13 @@ FlopCount t2v_forward_flops(const T2VOptions& o, int64_t video_tokens, int64_t t
   double s = l * static_cast<double>(o.text.size());
 
   double w_video = 2 * p * d + depth * (6 * d * d + 3 * d * f);
-  double w_sample = static_cast<double>(tr.time_freq_dim) * d + d * d + 6 * d * d + 2 * d * d;
+  double w_sample = static_cast<double>(tr.time_freq_dim) * d + d * d + 6 * d * d + 2 * d * d +
+                    (tr.pooled_text ? d * d : 0.0);
   double w_text = depth * 2 * d * d * s;
   double text_attention = 0;
   for (const auto& slot : o.text) {
     double de = static_cast<double>(slot.byte.dim), slot_depth = static_cast<double>(slot.byte.depth);
-    w_text += (slot_depth * 12 * de * de + de * d) * l;
+    w_text += (static_cast<double>(slot.byte.ngram) * de * de + slot_depth * 12 * de * de + de * d) * l;
     text_attention += slot_depth * 4 * l * l * de;
   }
   double attention = depth * (4 * n * n * d + 4 * n * s * d) + text_attention;

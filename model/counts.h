@@ -10,10 +10,11 @@
 namespace reel::model {
 
 // Exact parameter counts; each equals the sum of numel() over the built module's parameters().
-//   byte encoder: 259*De + (max_len+2)*De + depth*(12*De^2 + 13*De) + 2*De
+//   byte encoder: 259*De + (max_len+2)*De + ngram*De^2 + depth*(12*De^2 + 13*De) + 2*De
 //   slot:         encoder + De*D + D (proj) + 2*D (LayerNorm)
 //   transformer:  P*D + D (patch embed, P = C*pt*ph*pw) + (max_t+max_h+max_w)*D (positions)
 //                 + freq*D + D + D^2 + D (time MLP) + 6*D^2 + 6*D (shared adaLN)
+//                 + D^2 + D (text_pool, only with pooled_text)
 //                 + depth*(8*D^2 + 3*D*F + 7*D) + 2*D^2 + 2*D + D*P + P (final layer)
 //   where a block is 6*D (modulation table) + 4*D^2 (qkv, out) + D (cross norm)
 //   + 4*D^2 (cross q, kv, out) + 3*D*F (SwiGLU), F = resolved_ffn_dim.
@@ -32,8 +33,9 @@ struct FlopCount {
 // activations, softmax and embedding lookups are not counted.
 //   W_v = 2*P*D + depth*(6*D^2 + 3*D*F)        per video token (patch embed, qkv, out, cross q,
 //                                               cross out, SwiGLU, final linear)
-//   W_s = freq*D + D^2 + 6*D^2 + 2*D^2          once per sample (time MLP, shared and final adaLN)
-//   W_t = sum_slots (depth_i*12*De_i^2 + De_i*D) * L + depth*2*D^2 * S   (text encoders,
+//   W_s = freq*D + D^2 + 6*D^2 + 2*D^2          once per sample (time MLP, shared and final adaLN;
+//         + D^2 for text_pool with pooled_text)
+//   W_t = sum_slots ((ngram_i + depth_i*12)*De_i^2 + De_i*D) * L + depth*2*D^2 * S   (text encoders,
 //                                               projections, cross-attention K/V per block)
 //   forward = 2*(W_v*N + W_s + W_t)
 //           + depth*(4*N^2*D + 4*N*S*D)         self- and cross-attention scores and values

@@ -16,6 +16,8 @@ void validate(const ByteTextEncoderOptions& o) {
   positive("depth", o.depth);
   positive("heads", o.heads);
   positive("max_len", o.max_len);
+  if (o.ngram < 0 || (o.ngram > 0 && o.ngram % 2 == 0))
+    fail("text encoder option ngram = ", o.ngram, " must be 0 (none) or odd (a centred window)");
   if (o.dim % o.heads != 0) {
     fail("text encoder option heads = ", o.heads, " does not divide dim = ", o.dim,
          "; pick heads so that dim / heads is an integer");
@@ -71,6 +73,9 @@ ByteTextEncoderImpl::ByteTextEncoderImpl(ByteTextEncoderOptions o) : options_(o)
   validate(o);
   embed = register_module("embed", torch::nn::Embedding(kByteVocab, o.dim));
   pos = register_parameter("pos", torch::empty({o.max_len + 2, o.dim}));
+  if (o.ngram > 0)
+    ngram = register_module(
+        "ngram", torch::nn::Conv1d(torch::nn::Conv1dOptions(o.dim, o.dim, o.ngram).padding(o.ngram / 2).bias(false)));
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < o.depth; ++i) {
     layer_list_.emplace_back(o.dim, o.heads);
@@ -84,7 +89,12 @@ TextTokens ByteTextEncoderImpl::forward(const std::vector<std::string>& texts) {
   auto device = pos.device();
   auto mask = ids.mask.to(device);
   int64_t l = ids.ids.size(1);
-  auto x = embed(ids.ids.to(device)) + pos.narrow(0, 0, l);  // (B, L, D)
+  auto x = embed(ids.ids.to(device));  // (B, L, D)
+  if (ngram) {
+    x = x * mask.unsqueeze(-1).to(x.scalar_type());
+    x = x + ngram(x.transpose(1, 2)).transpose(1, 2);
+  }
+  x = x + pos.narrow(0, 0, l);
   for (auto& layer : layer_list_) x = layer(x, mask);
   return {final_norm(x), mask};
 }
@@ -92,6 +102,7 @@ TextTokens ByteTextEncoderImpl::forward(const std::vector<std::string>& texts) {
 void ByteTextEncoderImpl::init_weights(at::Generator& gen) {
   init_normal(embed->weight, 0.02, gen);
   init_normal(pos, 0.02, gen);
+  if (ngram) init_xavier_uniform(ngram->weight.view({options_.dim, -1}), gen);  // fan_in dim*k
   for (auto& layer : layer_list_) layer->init_weights(gen);
   init_layer_norm(final_norm);
 }

@@ -19,6 +19,7 @@ struct ByteTextEncoderOptions {
   int64_t heads = 4;    // attention heads; must divide dim
   int64_t max_len = 96; // longest text in bytes; longer texts are cut (at a UTF-8 character
                         // boundary), so a sequence is at most max_len + 2 tokens with BOS/EOS
+  int64_t ngram = 0;    // width of the byte n-gram convolution (odd; 0 = none), see below
 };
 
 // Throws UserError naming the field when an option is out of range.
@@ -54,6 +55,12 @@ TORCH_MODULE(TextEncoderLayer);
 
 // Learned byte and position embeddings, `depth` TextEncoderLayers with a key padding mask, a final
 // LayerNorm. Parameters: embed (259, dim), pos (max_len + 2, dim), layers.i.*, final_norm.
+// With ngram = k > 0, x = e + conv_k(e) over the byte embeddings e (padding zeroed first, so a
+// text's features do not depend on the batch it is in) before positions are added: every token
+// starts out knowing its k-byte neighbourhood. Without it, two shallow layers with learned
+// absolute positions must first learn to attend to neighbours before a word means anything (most
+// letters are shared between words); with k = 5 the tiny demo's colour accuracy went from 0.89
+// to 1.0 in the same 1100 steps (docs/PERFORMANCE.md). Parameter ngram.weight (dim, dim, k), no bias.
 class ByteTextEncoderImpl : public torch::nn::Module {
  public:
   explicit ByteTextEncoderImpl(ByteTextEncoderOptions o);
@@ -61,9 +68,11 @@ class ByteTextEncoderImpl : public torch::nn::Module {
   TextTokens forward(const std::vector<std::string>& texts);
   void init_weights(at::Generator& gen);  // embeddings N(0, 0.02), Xavier linears, norms 1/0
   const ByteTextEncoderOptions& options() const { return options_; }
+  const std::vector<TextEncoderLayer>& layer_list() const { return layer_list_; }
 
   torch::nn::Embedding embed{nullptr};
   torch::Tensor pos;  // (max_len + 2, dim)
+  torch::nn::Conv1d ngram{nullptr};  // only when options.ngram > 0
   torch::nn::ModuleList layers{nullptr};
   torch::nn::LayerNorm final_norm{nullptr};
 

@@ -40,6 +40,7 @@ VideoTransformerImpl::VideoTransformerImpl(VideoTransformerOptions o) : options_
   pos_embed = register_module("pos_embed", FactorizedPositionEmbedding(o.max_grid, o.dim));
   time_embed = register_module("time_embed", TimestepEmbedder(o.time_freq_dim, o.dim));
   adaln = register_module("adaln", torch::nn::Linear(o.dim, 6 * o.dim));
+  if (o.pooled_text) text_pool = register_module("text_pool", torch::nn::Linear(o.dim, o.dim));
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < o.depth; ++i) {
     block_list_.emplace_back(o.dim, o.heads, resolved_ffn_dim(o), o.norm_eps);
@@ -64,7 +65,12 @@ torch::Tensor VideoTransformerImpl::forward(const torch::Tensor& x, const torch:
 
   auto pos = pos_embed(grid);                               // (N, D), broadcast over B
   auto h = patch_embed(patchify(x, o.patch));               // (B, N, D)
-  auto time_act = torch::silu(time_embed(t));               // (B, D)
+  auto emb = time_embed(t);                                 // (B, D)
+  if (text_pool) {
+    auto mask = text.mask.unsqueeze(-1).to(text.tokens.scalar_type());
+    emb = emb + text_pool((text.tokens * mask).sum(1) / mask.sum(1).clamp_min(1));
+  }
+  auto time_act = torch::silu(emb);                         // (B, D)
   auto shared_mod = adaln(time_act).view({b, 6, o.dim});    // (B, 6, D)
   for (auto& block : block_list_) h = block(h + pos, shared_mod, text);
   return unpatchify(final(h, time_act), o.patch, o.in_channels, x.size(2), x.size(3), x.size(4));
@@ -75,6 +81,7 @@ void VideoTransformerImpl::init_weights(at::Generator& gen) {
   pos_embed->init_weights(gen);
   time_embed->init_weights(gen);
   init_linear_zero(adaln);
+  if (text_pool) init_linear_xavier(text_pool, gen);
   for (auto& block : block_list_) block->init_weights(gen);
   final->init_weights();
 }

@@ -26,6 +26,8 @@ struct VideoTransformerOptions {
   std::array<int64_t, 3> max_grid = {8, 8, 8};   // position-table sizes in patches (t, h, w)
   int64_t time_freq_dim = 256;                   // sinusoidal time features before the time MLP; even
   double norm_eps = 1e-6;                        // RMSNorm epsilon
+  bool pooled_text = false;                      // add Linear(masked mean of the text tokens) to the
+                                                 // time embedding (reaches every adaLN); not in Movie Gen
 };
 
 // Throws UserError naming the field and value when an option is out of range.
@@ -36,8 +38,11 @@ int64_t resolved_ffn_dim(const VideoTransformerOptions& o);
 // tokens = Linear(patchify(x)) (equivalent to a Conv3d with kernel = stride = patch; counted as
 // C*pt*ph*pw*D + D parameters); time embedding e = MLP(sinusoidal(1000 t)); shared adaLN
 // m = Linear(D -> 6D)(SiLU(e)) (see video_block.h); before EVERY block the factorized t/h/w
-// position embedding is added (Movie Gen); then FinalLayer and unpatchify.
-// Parameter names: patch_embed.*, pos_embed.{t,h,w}, time_embed.*, adaln.*, blocks.<i>.*, final.*.
+// position embedding is added (Movie Gen); then FinalLayer and unpatchify. With pooled_text,
+// e += text_pool(masked mean over the text tokens) before the SiLU, so the caption also scales
+// and shifts every token through adaLN, not only through cross-attention.
+// Parameter names: patch_embed.*, pos_embed.{t,h,w}, time_embed.*, adaln.*, text_pool.* (only
+// with pooled_text), blocks.<i>.*, final.*.
 class VideoTransformerImpl : public torch::nn::Module {
  public:
   explicit VideoTransformerImpl(VideoTransformerOptions o);
@@ -53,6 +58,7 @@ class VideoTransformerImpl : public torch::nn::Module {
   FactorizedPositionEmbedding pos_embed{nullptr};
   TimestepEmbedder time_embed{nullptr};
   torch::nn::Linear adaln{nullptr};              // D -> 6*D, shared by all blocks
+  torch::nn::Linear text_pool{nullptr};          // D -> D, only with options.pooled_text
   torch::nn::ModuleList blocks{nullptr};
   FinalLayer final{nullptr};
 

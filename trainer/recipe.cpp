@@ -96,6 +96,7 @@ void visit_fields(V& v, S& s) {
     v.value("depth", s.depth, at_least(1));
     v.value("heads", s.heads, at_least(1));
     v.value("max_len", s.max_len, at_least(1));
+    v.value("ngram", s.ngram, at_least(0));
     v.value("trainable", s.trainable, nullptr);
   } else if constexpr (std::is_same_v<T, ModelSection>) {
     v.value("name", s.name, non_empty());
@@ -109,6 +110,7 @@ void visit_fields(V& v, S& s) {
     v.value("max_height", s.max_height, at_least(1));
     v.value("max_width", s.max_width, at_least(1));
     v.value("time_freq_dim", s.time_freq_dim, at_least(2));
+    v.value("pooled_text", s.pooled_text, nullptr);
     v.list("text_encoders", s.text_encoders, 1);
   } else if constexpr (std::is_same_v<T, DataSection>) {
     v.value("dir", s.dir, non_empty());
@@ -485,6 +487,11 @@ void check_shapes(const Recipe& r, const Context& ctx, bool check_paths) {
     const TextEncoderSection& enc = m.text_encoders[i];
     std::string path = cat("model.text_encoders.", i);
     check_divides(ctx, path, enc.dim, enc.heads);
+    if (enc.ngram > 0 && enc.ngram % 2 == 0) {
+      std::string key = path + ".ngram";
+      fail(ctx.at({key.c_str()}), ": key '", key, "' = ", enc.ngram,
+           " must be 0 (no n-gram convolution) or odd (a window centred on each byte), e.g. 5");
+    }
     for (size_t j = 0; j < i; ++j) {
       if (m.text_encoders[j].name != enc.name) continue;
       std::string key = path + ".name";

@@ -32,6 +32,7 @@ struct TextEncoderSection {
   int64_t depth = 2;          // transformer layers, >= 1
   int64_t heads = 4;          // attention heads, >= 1
   int64_t max_len = 96;       // longest caption in tokens, >= 1
+  int64_t ngram = 0;          // byte n-gram convolution width before the layers: 0 (none) or odd
   bool trainable = true;      // false = frozen (no gradients, no optimizer state)
 };
 
@@ -50,6 +51,7 @@ struct ModelSection {
   int64_t max_height = 16;
   int64_t max_width = 16;
   int64_t time_freq_dim = 256;           // sinusoidal timestep embedding width, even, >= 2
+  bool pooled_text = false;              // also feed the mean text token to adaLN (not in Movie Gen)
   std::vector<TextEncoderSection> text_encoders = {TextEncoderSection{}};  // >= 1 entry, names unique
 };
 

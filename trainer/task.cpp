@@ -16,6 +16,7 @@ model::T2VOptions t2v_options(const Recipe& r) {
   v.heads = m.heads;
   v.ffn_dim = m.ffn_dim;
   v.time_freq_dim = m.time_freq_dim;
+  v.pooled_text = m.pooled_text;
   auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
   v.max_grid = {ceil_div(m.max_frames, m.patch[0]), ceil_div(m.max_height, m.patch[1]),
                 ceil_div(m.max_width, m.patch[2])};
@@ -27,6 +28,7 @@ model::T2VOptions t2v_options(const Recipe& r) {
     slot.byte.depth = e.depth;
     slot.byte.heads = e.heads;
     slot.byte.max_len = e.max_len;
+    slot.byte.ngram = e.ngram;
     slot.trainable = e.trainable;
     o.text.push_back(slot);
   }

@@ -52,6 +52,12 @@ TEST(ParamCount, OddConfigEqualsNumelOfBuiltModel) {
   o.transformer.ffn_dim = 0;
   T2VModel model_default_ffn(o);
   EXPECT_EQ(param_count(o), numel_sum(*model_default_ffn));
+  // So do the byte n-gram convolution (one slot) and the pooled text projection.
+  o.text[0].byte.ngram = 5;
+  o.transformer.pooled_text = true;
+  T2VModel model_extras(o);
+  EXPECT_EQ(param_count(o), numel_sum(*model_extras));
+  EXPECT_EQ(param_count(o), numel_sum(*model_default_ffn) + 5 * 24 * 24 + 48 * 48 + 48);
 }
 
 TEST(ParamCount, MovieGen30bTransformerIsAbout30B) {
@@ -96,6 +102,10 @@ TEST(Flops, MatchesHandComputationForTinyConfig) {
   double attn = 4 * 16 * 16 + 4 * 4 * 3 * 16 + 4 * 9 * 8;
   EXPECT_DOUBLE_EQ(f.forward_flops, linear + attn);
   EXPECT_DOUBLE_EQ(f.forward_flops, 42016.0);
+  // A width-3 n-gram convolution: 3*De^2 more weights per text token; pooled text: D^2 per sample.
+  o.text[0].byte.ngram = 3;
+  o.transformer.pooled_text = true;
+  EXPECT_DOUBLE_EQ(t2v_forward_flops(o, N, L).forward_flops, 42016.0 + 2 * (3 * 64 * L + 256));
 }
 
 TEST(Flops, PerTokenWeightsAreTheLinearsVideoTokensPassThrough) {

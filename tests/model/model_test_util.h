@@ -12,7 +12,9 @@
 namespace reel::model::testing {
 
 // A few-thousand-parameter model that runs in milliseconds: dim 32, 2 blocks, one byte slot.
-inline T2VOptions small_options() {
+// with_text_extras: the byte n-gram convolution (width 3) and pooled text in adaLN, both
+// off by default.
+inline T2VOptions small_options(bool with_text_extras = false) {
   T2VOptions o;
   o.transformer.in_channels = 3;
   o.transformer.patch = {1, 2, 2};
@@ -23,6 +25,10 @@ inline T2VOptions small_options() {
   o.transformer.time_freq_dim = 32;
   TextEncoderSlotOptions slot;
   slot.byte = ByteTextEncoderOptions{16, 1, 2, 16};
+  if (with_text_extras) {
+    slot.byte.ngram = 3;
+    o.transformer.pooled_text = true;
+  }
   o.text = {slot};
   return o;
 }

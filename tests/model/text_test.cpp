@@ -30,18 +30,43 @@ TEST(ByteTokenize, TruncatesToMaxLenAtCharacterBoundary) {
 }
 
 TEST(ByteTextEncoder, PaddingInBatchDoesNotChangeRealTokens) {
-  ByteTextEncoder enc(ByteTextEncoderOptions{16, 2, 2, 32});
-  auto gen = make_init_generator(3);
+  for (int64_t ngram : {0, 5}) {
+    SCOPED_TRACE(ngram);
+    ByteTextEncoderOptions o{16, 2, 2, 32};
+    o.ngram = ngram;  // the convolution's window reaches into the padding: it must read zeros
+    ByteTextEncoder enc(o);
+    auto gen = make_init_generator(3);
+    enc->init_weights(gen);
+    auto alone = enc->forward({"red ball"});
+    auto batched = enc->forward({"red ball", "a much longer caption about a blue cube", ""});
+    int64_t l = alone.tokens.size(1);
+    ASSERT_EQ(l, 10);
+    ASSERT_GT(batched.tokens.size(1), l);
+    EXPECT_TRUE(torch::allclose(batched.tokens[0].slice(0, 0, l), alone.tokens[0], 1e-5, 1e-5));
+    EXPECT_FALSE(batched.mask[0][l].item<bool>());
+    EXPECT_EQ(batched.mask[2].sum().item<int64_t>(), 2);  // "" is BOS, EOS
+    EXPECT_TRUE(torch::isfinite(batched.tokens).all().item<bool>());
+  }
+}
+
+TEST(ByteTextEncoder, NgramSeesNeighbouringBytesOnly) {
+  // Layers off the path: one layer whose attention and MLP outputs are zeroed, so a token's
+  // output is final_norm(conv(e) + e + pos) and depends on its +-1 neighbours only.
+  ByteTextEncoderOptions o{16, 1, 2, 32};
+  o.ngram = 3;
+  ByteTextEncoder enc(o);
+  auto gen = make_init_generator(4);
   enc->init_weights(gen);
-  auto alone = enc->forward({"red ball"});
-  auto batched = enc->forward({"red ball", "a much longer caption about a blue cube", ""});
-  int64_t l = alone.tokens.size(1);
-  ASSERT_EQ(l, 10);
-  ASSERT_GT(batched.tokens.size(1), l);
-  EXPECT_TRUE(torch::allclose(batched.tokens[0].slice(0, 0, l), alone.tokens[0], 1e-5, 1e-5));
-  EXPECT_FALSE(batched.mask[0][l].item<bool>());
-  EXPECT_EQ(batched.mask[2].sum().item<int64_t>(), 2);  // "" is BOS, EOS
-  EXPECT_TRUE(torch::isfinite(batched.tokens).all().item<bool>());
+  torch::NoGradGuard no_grad;
+  auto& layer = enc->layer_list()[0];
+  for (auto& p : layer->attn->out->parameters()) p.zero_();
+  for (auto& p : layer->mlp->fc2->parameters()) p.zero_();
+  auto a = enc->forward({"move left"}).tokens[0], b = enc->forward({"move lift"}).tokens[0];
+  // "left" vs "lift": byte 6 of the text (token 7 after BOS) differs; only tokens 6..8 see it.
+  for (int64_t i = 0; i < a.size(0); ++i) {
+    bool near = i >= 6 && i <= 8;
+    EXPECT_EQ(torch::allclose(a[i], b[i], 1e-6, 1e-6), !near) << "token " << i;
+  }
 }
 
 TEST(ByteTextEncoder, BadOptionsNameTheField) {
@@ -52,6 +77,14 @@ TEST(ByteTextEncoder, BadOptionsNameTheField) {
     EXPECT_TRUE(contains(e.what(), "heads = 3")) << e.what();
   }
   EXPECT_THROW(ByteTextEncoder(ByteTextEncoderOptions{16, 1, 2, 0}), reel::UserError);
+  try {
+    ByteTextEncoderOptions o{16, 1, 2, 8};
+    o.ngram = 4;
+    ByteTextEncoder enc(o);
+    FAIL() << "expected UserError";
+  } catch (const reel::UserError& e) {
+    EXPECT_TRUE(contains(e.what(), "ngram = 4")) << e.what();
+  }
 }
 
 TEST(TextConditioner, ConcatenatesSlotsAtModelWidth) {

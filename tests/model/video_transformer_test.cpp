@@ -12,8 +12,8 @@ using namespace reel::model::testing;
 
 namespace {
 
-T2VModel make_small(uint64_t seed, bool perturb) {
-  T2VModel model(small_options());
+T2VModel make_small(uint64_t seed, bool perturb, bool with_text_extras = false) {
+  T2VModel model(small_options(with_text_extras));
   model->init_weights(seed);
   if (perturb) perturb_zero_params(*model, seed + 100);
   return model;
@@ -69,42 +69,68 @@ TEST(VideoTransformer, PositionsAreAddedBeforeEveryBlock) {
 }
 
 TEST(VideoTransformer, TextPaddingDoesNotChangeOutput) {
-  auto model = make_small(6, /*perturb=*/true);
+  for (bool extras : {false, true}) {
+    SCOPED_TRACE(extras ? "with ngram and pooled_text" : "plain");
+    auto model = make_small(6, /*perturb=*/true, extras);
+    torch::NoGradGuard no_grad;
+    auto x = torch::randn({1, 3, 2, 8, 8});
+    auto t = torch::tensor({0.3f});
+    auto text = model->encode_text({"a red ball"});
+    // Extra junk tokens with mask = false.
+    TextTokens padded{torch::cat({text.tokens, 10 * torch::randn({1, 5, 32})}, 1),
+                      torch::cat({text.mask, torch::zeros({1, 5}, torch::kBool)}, 1)};
+    auto a = model->forward_with_text(x, t, text);
+    auto b = model->forward_with_text(x, t, padded);
+    EXPECT_TRUE(torch::allclose(a, b, 1e-5, 1e-6));
+    // Through the whole model: a short caption padded by a longer one in the same batch.
+    auto batched =
+        model->forward(torch::cat({x, x}), torch::cat({t, t}), {"a red ball", "a much longer caption here"});
+    EXPECT_TRUE(torch::allclose(batched[0], a[0], 1e-5, 1e-6));
+    // And the mask matters: unmasking the junk does change the output.
+    padded.mask.fill_(true);
+    EXPECT_FALSE(torch::allclose(a, model->forward_with_text(x, t, padded), 1e-4, 1e-5));
+  }
+}
+
+TEST(VideoTransformer, PooledTextReachesTheModulation) {
+  auto model = make_small(8, /*perturb=*/true, /*with_text_extras=*/true);
+  auto& tr = model->transformer;
+  ASSERT_TRUE(tr->text_pool);
+  EXPECT_FALSE(make_small(8, /*perturb=*/true)->transformer->text_pool);  // off by default
   torch::NoGradGuard no_grad;
   auto x = torch::randn({1, 3, 2, 8, 8});
-  auto t = torch::tensor({0.3f});
+  auto t = torch::tensor({0.4f});
   auto text = model->encode_text({"a red ball"});
-  // Extra junk tokens with mask = false.
-  TextTokens padded{torch::cat({text.tokens, 10 * torch::randn({1, 5, 32})}, 1),
-                    torch::cat({text.mask, torch::zeros({1, 5}, torch::kBool)}, 1)};
-  auto a = model->forward_with_text(x, t, text);
-  auto b = model->forward_with_text(x, t, padded);
-  EXPECT_TRUE(torch::allclose(a, b, 1e-5, 1e-6));
-  // Through the whole model: a short caption padded by a longer one in the same batch.
-  auto batched = model->forward(torch::cat({x, x}), torch::cat({t, t}), {"a red ball", "a much longer caption here"});
-  EXPECT_TRUE(torch::allclose(batched[0], a[0], 1e-5, 1e-6));
-  // And the mask matters: unmasking the junk does change the output.
-  padded.mask.fill_(true);
-  EXPECT_FALSE(torch::allclose(a, model->forward_with_text(x, t, padded), 1e-4, 1e-5));
+  auto before = model->forward_with_text(x, t, text);
+  // Only the pooled path changes: the text tokens and hence cross-attention stay the same.
+  tr->text_pool->bias.add_(1.0);
+  EXPECT_FALSE(torch::allclose(before, model->forward_with_text(x, t, text), 1e-4, 1e-5));
+  tr->text_pool->bias.sub_(1.0);
+  EXPECT_TRUE(torch::allclose(before, model->forward_with_text(x, t, text), 1e-5, 1e-6));
 }
 
 TEST(VideoTransformer, GradientsReachTextEncoderAndEveryBlock) {
-  auto model = make_small(7, /*perturb=*/true);
-  auto x = torch::randn({2, 3, 2, 8, 8});
-  auto v = model->forward(x, torch::tensor({0.2f, 0.7f}), {"FPS-8 a red ball", "FPS-8 a green cone"});
-  torch::mse_loss(v, torch::randn_like(v)).backward();
-  int64_t checked = 0, text_params = 0, block_params = 0;
-  for (const auto& p : model->named_parameters()) {
-    ASSERT_TRUE(p.value().grad().defined()) << p.key();
-    EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
-    EXPECT_TRUE(torch::isfinite(p.value().grad()).all().item<bool>()) << p.key();
-    ++checked;
-    text_params += p.key().rfind("text.byte.encoder.", 0) == 0;
-    block_params += p.key().rfind("transformer.blocks.1.", 0) == 0;
+  for (bool extras : {false, true}) {
+    SCOPED_TRACE(extras ? "with ngram and pooled_text" : "plain");
+    auto model = make_small(7, /*perturb=*/true, extras);
+    auto x = torch::randn({2, 3, 2, 8, 8});
+    auto v = model->forward(x, torch::tensor({0.2f, 0.7f}), {"FPS-8 a red ball", "FPS-8 a green cone"});
+    torch::mse_loss(v, torch::randn_like(v)).backward();
+    int64_t checked = 0, text_params = 0, block_params = 0;
+    for (const auto& p : model->named_parameters()) {
+      ASSERT_TRUE(p.value().grad().defined()) << p.key();
+      EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
+      EXPECT_TRUE(torch::isfinite(p.value().grad()).all().item<bool>()) << p.key();
+      ++checked;
+      text_params += p.key().rfind("text.byte.encoder.", 0) == 0;
+      block_params += p.key().rfind("transformer.blocks.1.", 0) == 0;
+    }
+    EXPECT_EQ(checked, static_cast<int64_t>(model->parameters().size()));
+    EXPECT_GT(text_params, 0);
+    EXPECT_GT(block_params, 0);
+    EXPECT_EQ(model->named_parameters().contains("transformer.text_pool.weight"), extras);
+    EXPECT_EQ(model->named_parameters().contains("text.byte.encoder.ngram.weight"), extras);
   }
-  EXPECT_EQ(checked, static_cast<int64_t>(model->parameters().size()));
-  EXPECT_GT(text_params, 0);
-  EXPECT_GT(block_params, 0);
 }
 
 TEST(VideoTransformer, ShapeErrorsNameTheShape) {

@@ -3,9 +3,11 @@
 #include "trainer/recipe.h"
 
 #include <gtest/gtest.h>
+
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <set>
@@ -94,12 +96,14 @@ const std::vector<std::string> kEveryKeyChanged = {
     "model.max_height=32",
     "model.max_width=64",
     "model.time_freq_dim=128",
+    "model.pooled_text=true",
     "model.text_encoders.0.name=bytes2",
     "model.text_encoders.0.type=byte",  // the only type; kept below as the one exception
     "model.text_encoders.0.dim=64",
     "model.text_encoders.0.depth=1",
     "model.text_encoders.0.heads=2",
     "model.text_encoders.0.max_len=48",
+    "model.text_encoders.0.ngram=3",
     "model.text_encoders.0.trainable=false",
     "data.dir=runs/data/synth",  // must exist; the exception for data.dir too
     "data.batch_size=8",
@@ -146,7 +150,7 @@ TEST_F(RecipeTest, TinyT2vParsesWithItsValues) {
   EXPECT_EQ(r.source, kT2v);
   EXPECT_EQ(r.run.dir, "runs/demo");
   EXPECT_EQ(r.data.dir, "runs/data/synth");
-  EXPECT_EQ(r.trainer.steps, 1100);
+  EXPECT_EQ(r.trainer.steps, 1000);
   EXPECT_DOUBLE_EQ(r.flow.t_mean, -1.0);
   EXPECT_DOUBLE_EQ(r.sample.cfg, 3.0);
   EXPECT_DOUBLE_EQ(r.eval.cfg, 3.0);
@@ -156,8 +160,8 @@ TEST_F(RecipeTest, TinyT2vParsesWithItsValues) {
   EXPECT_EQ(r.trainer.warmup_steps, 100);
   EXPECT_EQ(r.trainer.schedule, "cosine");
   EXPECT_DOUBLE_EQ(r.trainer.ema_decay, 0.99);
-  EXPECT_EQ(r.trainer.val_every, 550);
-  EXPECT_EQ(r.trainer.ckpt_every, 550);
+  EXPECT_EQ(r.trainer.val_every, 500);
+  EXPECT_EQ(r.trainer.ckpt_every, 500);
   EXPECT_EQ(r.trainer.log_every, 25);
   EXPECT_EQ(r.sample.bucket, "8x16x16");
   EXPECT_EQ(r.sample.fps, 8);
@@ -172,6 +176,8 @@ TEST_F(RecipeTest, TinyT2vParsesWithItsValues) {
   with_default_model.model.max_width = 24;
   with_default_model.model.dim = 256;
   with_default_model.model.heads = 2;
+  with_default_model.model.pooled_text = true;
+  with_default_model.model.text_encoders[0].ngram = 5;
   EXPECT_EQ(r, with_default_model);
 }
 
@@ -191,7 +197,10 @@ TEST_F(RecipeTest, LoadRecipeResolvesDataDirAgainstTheWorkingDirectory) {
   // The scratch directory (the working directory) has runs/data/synth but not synth_t2i.
   EXPECT_EQ(load_recipe(kT2v).data.dir, "runs/data/synth");
   std::string message = error_of([] { load_recipe(kT2i); });
-  expect_contains(message, {kT2i + ":38:", "'data.dir'", "runs/data/synth_t2i", "no such directory",
+  // The line of data.dir in the file: "  dir: runs/data/synth_t2i".
+  std::string text = reel::read_file(kT2i);
+  const auto line = 1 + std::count(text.begin(), text.begin() + text.find("dir: runs/data/synth_t2i"), '\n');
+  expect_contains(message, {reel::cat(kT2i, ":", line, ":"), "'data.dir'", "runs/data/synth_t2i", "no such directory",
                             "relative to the working directory",
                             "reel data synth --out runs/data/synth_t2i"});
   fs::create_directories("runs/data/synth_t2i");
@@ -411,6 +420,8 @@ TEST_F(RecipeTest, ImpossibleShapes) {
                   {"bad.yaml:2:18: key 'model.time_freq_dim' = 255 must be even"});
   expect_contains(error_of("model:\n  text_encoders:\n    - name: a\n    - name: a\n"),
                   {"bad.yaml:4:13: key 'model.text_encoders.1.name' = 'a' repeats model.text_encoders.0.name"});
+  expect_contains(error_of("model:\n  text_encoders:\n    - name: a\n      ngram: 4\n"),
+                  {"bad.yaml:4:14: key 'model.text_encoders.0.ngram' = 4 must be 0 (no n-gram convolution) or odd"});
 }
 
 TEST_F(RecipeTest, MissingFileNamesThePath) {
