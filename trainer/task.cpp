@@ -40,6 +40,17 @@ std::string conditioning_text(const std::string& caption, int64_t fps) {
   return cat("FPS-", fps, " ", caption);
 }
 
+std::string patch_width_warning(const Recipe& r) {
+  const ModelSection& m = r.model;
+  const int64_t values = m.in_channels * m.patch[0] * m.patch[1] * m.patch[2];
+  if (values <= m.dim) return "";
+  return cat("model.patch = [", m.patch[0], ", ", m.patch[1], ", ", m.patch[2], "] with model.in_channels = ",
+             m.in_channels, " gives ", values, " values per token, more than model.dim = ", m.dim,
+             ": the model cannot carry the noise in the flow-matching target through, and the loss will stay "
+             "high; use a smaller patch or a model.dim of at least ",
+             values);
+}
+
 int64_t video_tokens(const Recipe& r, int64_t frames, int64_t height, int64_t width) {
   const auto& p = r.model.patch;
   return (frames / p[0]) * (height / p[1]) * (width / p[2]);

@@ -21,6 +21,12 @@ std::string conditioning_text(const std::string& caption, int64_t fps);
 // Transformer tokens for a clip of frames x height x width under the recipe's patch.
 int64_t video_tokens(const Recipe& recipe, int64_t frames, int64_t height, int64_t width);
 
+// A warning when a token holds more values (in_channels x patch volume) than model.dim: the
+// flow-matching target contains the noise, which the model must carry through at full rank,
+// so such a model has a high loss floor (patch [2,8,8] on RGB at dim 256: 0.47 against 0.17
+// for [1,8,8] after 200 steps, docs/PERFORMANCE.md). Empty when the patch fits.
+std::string patch_width_warning(const Recipe& recipe);
+
 // splitmix64 of (a, b): a stream of independent seeds from one recipe seed.
 uint64_t mix_seed(uint64_t a, uint64_t b);
 

@@ -185,6 +185,7 @@ Trainer::Trainer(Recipe recipe, bool resume) : recipe_(std::move(recipe)), flow_
   log_info("model ", recipe_.model.name, ": ", parameter_count(), " parameters (formula ",
            spec.param_count(options), ")  data: ", train_data_->size(), " train / ",
            val_data_->size(), " val clips");
+  if (auto warning = patch_width_warning(recipe_); !warning.empty()) log_warn(warning);
 }
 
 int64_t Trainer::parameter_count() const {

@@ -15,6 +15,7 @@
 #include "common/error.h"
 #include "common/fs.h"
 #include "tests/test_util.h"
+#include "trainer/task.h"
 
 namespace fs = std::filesystem;
 using reel::trainer::load_recipe;
@@ -179,6 +180,15 @@ TEST_F(RecipeTest, TinyT2vParsesWithItsValues) {
   with_default_model.model.pooled_text = true;
   with_default_model.model.text_encoders[0].ngram = 5;
   EXPECT_EQ(r, with_default_model);
+}
+
+TEST_F(RecipeTest, PatchWiderThanTheModelIsWarnedAbout) {
+  Recipe tiny = parse_recipe_text(reel::read_file(kT2v), kT2v, {}, /*check_paths=*/false);
+  EXPECT_EQ(reel::trainer::patch_width_warning(tiny), "");  // 3 x 1 x 8 x 8 = 192 <= 256
+  Recipe wide = parse_recipe_text(reel::read_file(kT2v), kT2v, {"model.patch=[2,8,8]"}, false);
+  expect_contains(reel::trainer::patch_width_warning(wide),
+                  {"model.patch = [2, 8, 8]", "384 values per token, more than model.dim = 256",
+                   "model.dim of at least 384"});
 }
 
 TEST_F(RecipeTest, TinyT2iIsTheSameModelOnSingleFrames) {
