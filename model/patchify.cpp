@@ -21,6 +21,14 @@ Grid3 patch_grid(torch::IntArrayRef video_shape, Grid3 patch) {
   return grid;
 }
 
+torch::Tensor pad_frames(const torch::Tensor& x, int64_t pt) {
+  if (x.dim() != 5) fail("video must be (B, C, F, H, W), got shape ", x.sizes());
+  REEL_CHECK(pt >= 1, "patch t must be >= 1, got ", pt);
+  const int64_t frames = x.size(2), missing = (pt - frames % pt) % pt;
+  if (missing == 0) return x;
+  return torch::cat({x, x.narrow(2, frames - 1, 1).expand({-1, -1, missing, -1, -1})}, 2);
+}
+
 torch::Tensor patchify(const torch::Tensor& x, Grid3 patch) {
   Grid3 g = patch_grid(x.sizes(), patch);
   int64_t b = x.size(0), c = x.size(1);

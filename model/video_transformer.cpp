@@ -51,7 +51,9 @@ VideoTransformerImpl::VideoTransformerImpl(VideoTransformerOptions o) : options_
 
 torch::Tensor VideoTransformerImpl::forward(const torch::Tensor& x, const torch::Tensor& t, const TextTokens& text) {
   const auto& o = options_;
-  Grid3 grid = patch_grid(x.sizes(), o.patch);
+  const int64_t frames = x.size(2);
+  const torch::Tensor xin = pad_frames(x, o.patch[0]);  // a frame count that patch t does not divide
+  Grid3 grid = patch_grid(xin.sizes(), o.patch);
   check_grid_fits(grid, o.max_grid, x.sizes());
   int64_t b = x.size(0);
   if (x.size(1) != o.in_channels) {
@@ -64,7 +66,7 @@ torch::Tensor VideoTransformerImpl::forward(const torch::Tensor& x, const torch:
              "text mask must be (B, S) matching tokens ", text.tokens.sizes(), ", got ", text.mask.sizes());
 
   auto pos = pos_embed(grid);                               // (N, D), broadcast over B
-  auto h = patch_embed(patchify(x, o.patch));               // (B, N, D)
+  auto h = patch_embed(patchify(xin, o.patch));             // (B, N, D)
   auto emb = time_embed(t);                                 // (B, D)
   if (text_pool) {
     auto mask = text.mask.unsqueeze(-1).to(text.tokens.scalar_type());
@@ -73,7 +75,8 @@ torch::Tensor VideoTransformerImpl::forward(const torch::Tensor& x, const torch:
   auto time_act = torch::silu(emb);                         // (B, D)
   auto shared_mod = adaln(time_act).view({b, 6, o.dim});    // (B, 6, D)
   for (auto& block : block_list_) h = block(h + pos, shared_mod, text);
-  return unpatchify(final(h, time_act), o.patch, o.in_channels, x.size(2), x.size(3), x.size(4));
+  auto out = unpatchify(final(h, time_act), o.patch, o.in_channels, xin.size(2), x.size(3), x.size(4));
+  return xin.size(2) == frames ? out : out.narrow(2, 0, frames);  // the padding frames' outputs dropped
 }
 
 void VideoTransformerImpl::init_weights(at::Generator& gen) {

@@ -11,6 +11,7 @@
 #include "data/synth.h"
 #include "trainer/evaluator.h"
 #include "trainer/sampler.h"
+#include "trainer/task.h"
 #include "trainer/trainer.h"
 
 namespace reel::trainer {
@@ -27,6 +28,7 @@ nlohmann::json run_eval(const std::string& checkpoint, const std::string& out_di
   g.cfg = opt.cfg >= 0 ? opt.cfg : r.eval.cfg;
   g.bucket = data::Bucket::parse(r.sample.bucket);
   g.fps = r.sample.fps;
+  g.flow = flow_options(r);
 
   std::vector<data::EvalPrompt> set = data::eval_prompts(count, seed);
   std::vector<std::string> prompts;

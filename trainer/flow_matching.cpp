@@ -1,6 +1,8 @@
 // Flow-matching path, target, time sampling and loss.
 #include "trainer/flow_matching.h"
 
+#include <cmath>
+
 #include "common/error.h"
 
 namespace reel::trainer {
@@ -9,6 +11,18 @@ torch::Tensor sample_t(int64_t n, const FlowMatchingOptions& options, at::Genera
   REEL_CHECK(options.t_std > 0, "t_std must be positive, got ", options.t_std);
   torch::Tensor normal = at::normal(options.t_mean, options.t_std, {n}, gen);
   return torch::sigmoid(normal);
+}
+
+torch::Tensor sample_noise(torch::IntArrayRef shape, double frame_correlation, at::Generator& gen) {
+  REEL_CHECK(frame_correlation >= 0 && frame_correlation < 1, "frame_correlation must lie in [0, 1), got ",
+             frame_correlation);
+  torch::Tensor own = at::randn(shape, gen);
+  if (frame_correlation == 0) return own;
+  REEL_CHECK(shape.size() >= 4, "noise shape ", shape, " must be (..., C, F, H, W)");
+  std::vector<int64_t> one_frame(shape.begin(), shape.end());
+  one_frame[one_frame.size() - 3] = 1;
+  torch::Tensor shared = at::randn(one_frame, gen);
+  return own.mul_(std::sqrt(1 - frame_correlation)).add_(shared, std::sqrt(frame_correlation));
 }
 
 FlowPoint flow_path(const torch::Tensor& x1, const torch::Tensor& x0, const torch::Tensor& t,
@@ -23,6 +37,33 @@ FlowPoint flow_path(const torch::Tensor& x1, const torch::Tensor& x0, const torc
   p.xt = tb * x1 + (1.0 - (1.0 - sigma_min) * tb) * x0;
   p.target = x1 - (1.0 - sigma_min) * x0;
   return p;
+}
+
+FlowSpace parse_flow_space(const std::string& name) {
+  if (name == "velocity") return FlowSpace::kVelocity;
+  if (name == "data") return FlowSpace::kData;
+  fail("flow prediction '", name, "' is unknown; use velocity or data");
+}
+
+torch::Tensor output_to_velocity(const torch::Tensor& output, const torch::Tensor& xt, const torch::Tensor& t,
+                                 const FlowMatchingOptions& options) {
+  if (options.prediction == FlowSpace::kVelocity) return output;
+  REEL_CHECK(output.sizes() == xt.sizes(), "output ", output.sizes(), " and xt ", xt.sizes(), " differ");
+  REEL_CHECK(t.dim() == 1 && t.size(0) == xt.size(0), "t must be (B) with B = ", xt.size(0), ", got ", t.sizes());
+  const double keep = 1.0 - options.sigma_min;
+  std::vector<int64_t> shape(xt.dim(), 1);
+  shape[0] = xt.size(0);
+  torch::Tensor noise_fraction = (1.0 - keep * t.to(torch::kFloat32)).clamp_min(kMinNoiseFraction).view(shape);
+  return (output - keep * xt) / noise_fraction.to(output.scalar_type());
+}
+
+torch::Tensor training_loss(const torch::Tensor& output, const FlowPoint& p, const torch::Tensor& x1,
+                            const torch::Tensor& t, const FlowMatchingOptions& options) {
+  if (options.loss == FlowSpace::kData) {
+    REEL_CHECK(options.prediction == FlowSpace::kData, "a data-space loss needs a data prediction");
+    return flow_loss(output, x1);
+  }
+  return flow_loss(output_to_velocity(output, p.xt, t, options), p.target);
 }
 
 torch::Tensor flow_loss(const torch::Tensor& prediction, const torch::Tensor& target) {

@@ -139,6 +139,9 @@ void visit_fields(V& v, S& s) {
     v.value("keep_last", s.keep_last, at_least(0));
   } else if constexpr (std::is_same_v<T, FlowSection>) {
     v.value("sigma_min", s.sigma_min, zero_to_below_one());
+    v.value("frame_correlation", s.frame_correlation, zero_to_below_one());
+    v.value("loss", s.loss, one_of({"velocity", "data"}));
+    v.value("prediction", s.prediction, one_of({"velocity", "data"}));
     v.value("t_mean", s.t_mean, any_number());
     v.value("t_std", s.t_std, above(0));
     v.value("caption_dropout", s.caption_dropout, zero_to_below_one());
@@ -499,6 +502,9 @@ void check_shapes(const Recipe& r, const Context& ctx, bool check_paths) {
            "' repeats model.text_encoders.", j, ".name; text encoder names must be unique");
     }
   }
+  if (r.flow.loss == "data" && r.flow.prediction != "data")
+    fail(ctx.at({"flow.loss"}), ": key 'flow.loss' = 'data' needs flow.prediction = 'data' (got '", r.flow.prediction,
+         "'): only a model that predicts the clean data can be compared with it; set both or neither");
   if (m.time_freq_dim % 2 != 0)
     fail(ctx.at({"model.time_freq_dim"}), ": key 'model.time_freq_dim' = ", m.time_freq_dim,
          " must be even (half sines, half cosines)");
@@ -531,7 +537,7 @@ void check_shapes(const Recipe& r, const Context& ctx, bool check_paths) {
     if (dims[a] > maxes[a])
       fail(ctx.at({"sample.bucket", max_keys[a]}), ": key 'sample.bucket' = '", bucket, "' has ", axis_names[a], " ",
            dims[a], ", more than ", max_keys[a], " = ", maxes[a], " covers");
-    if (dims[a] % m.patch[a] != 0)
+    if (a > 0 && dims[a] % m.patch[a] != 0)  // frames need not be: the model pads them by replication
       fail(bucket_at, ": key 'sample.bucket' = '", bucket, "' has ", axis_names[a], " ", dims[a],
            ", not a multiple of the ", axis_names[a], " patch size ", m.patch[a], " (", patch, ")");
   }

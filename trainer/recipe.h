@@ -90,6 +90,9 @@ struct TrainerSection {
 // Rectified-flow training objective.
 struct FlowSection {
   double sigma_min = 1e-5;       // noise floor of the flow path, in [0, 1)
+  double frame_correlation = 0.0;  // noise correlation between a clip's frames, in [0, 1); 0 = Movie Gen
+  std::string loss = "velocity";        // where the loss compares: "velocity" | "data" (needs prediction: data)
+  std::string prediction = "velocity";  // what the network outputs: "velocity" (Movie Gen) | "data" (x1)
   double t_mean = 0.0;           // mean of the logit-normal timestep distribution (any finite value)
   double t_std = 1.0;            // std of the logit-normal timestep distribution, > 0
   double caption_dropout = 0.1;  // probability of training with an empty caption (for CFG), in [0, 1)

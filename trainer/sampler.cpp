@@ -61,7 +61,7 @@ torch::Tensor generate(model::T2VModel& model, const std::vector<std::string>& p
     std::vector<std::string> texts;
     for (size_t i = start; i < end; ++i) {
       at::Generator gen = at::detail::createCPUGenerator(seeds[i]);
-      noise.push_back(at::randn({channels, o.bucket.frames, o.bucket.height, o.bucket.width}, gen));
+      noise.push_back(sample_noise({channels, o.bucket.frames, o.bucket.height, o.bucket.width}, o.flow.frame_correlation, gen));
       texts.push_back(conditioning_text(prompts[i], o.fps));
     }
     if (guided) texts.insert(texts.end(), b, std::string());  // unconditional half
@@ -70,7 +70,7 @@ torch::Tensor generate(model::T2VModel& model, const std::vector<std::string>& p
     for (size_t k = 0; k + 1 < times.size(); ++k) {
       torch::Tensor xin = guided ? torch::cat({x, x}) : x;
       torch::Tensor t = torch::full({xin.size(0)}, times[k]);
-      torch::Tensor v = model->forward_with_text(xin, t, text);
+      torch::Tensor v = output_to_velocity(model->forward_with_text(xin, t, text), xin, t, o.flow);
       if (guided) {
         torch::Tensor v_cond = v.narrow(0, 0, b), v_uncond = v.narrow(0, b, b);
         v = v_uncond + o.cfg * (v_cond - v_uncond);

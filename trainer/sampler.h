@@ -11,6 +11,7 @@
 
 #include "data/synth.h"
 #include "model/t2v.h"
+#include "trainer/flow_matching.h"
 #include "trainer/recipe.h"
 
 namespace reel::trainer {
@@ -46,6 +47,7 @@ struct GenerateOptions {
   data::Bucket bucket;     // output shape (frames x height x width, in pixels/latent units)
   int64_t fps = 8;         // the frame-rate token's value
   int64_t batch_size = 16; // prompts integrated together
+  FlowMatchingOptions flow; // what the network outputs (turned into a velocity) and sigma_min
 };
 
 // Generates one clip per prompt; prompt i starts from noise seeded by seeds[i], so a clip does

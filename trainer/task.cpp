@@ -4,6 +4,11 @@
 #include "common/error.h"
 
 namespace reel::trainer {
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+}  // namespace
 
 model::T2VOptions t2v_options(const Recipe& r) {
   const ModelSection& m = r.model;
@@ -17,7 +22,6 @@ model::T2VOptions t2v_options(const Recipe& r) {
   v.ffn_dim = m.ffn_dim;
   v.time_freq_dim = m.time_freq_dim;
   v.pooled_text = m.pooled_text;
-  auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
   v.max_grid = {ceil_div(m.max_frames, m.patch[0]), ceil_div(m.max_height, m.patch[1]),
                 ceil_div(m.max_width, m.patch[2])};
   for (const TextEncoderSection& e : m.text_encoders) {
@@ -35,6 +39,17 @@ model::T2VOptions t2v_options(const Recipe& r) {
   return o;
 }
 
+FlowMatchingOptions flow_options(const Recipe& recipe) {
+  FlowMatchingOptions f;
+  f.sigma_min = recipe.flow.sigma_min;
+  f.t_mean = recipe.flow.t_mean;
+  f.t_std = recipe.flow.t_std;
+  f.prediction = parse_flow_space(recipe.flow.prediction);
+  f.frame_correlation = recipe.flow.frame_correlation;
+  f.loss = parse_flow_space(recipe.flow.loss);
+  return f;
+}
+
 std::string conditioning_text(const std::string& caption, int64_t fps) {
   if (caption.empty()) return caption;
   return cat("FPS-", fps, " ", caption);
@@ -43,17 +58,17 @@ std::string conditioning_text(const std::string& caption, int64_t fps) {
 std::string patch_width_warning(const Recipe& r) {
   const ModelSection& m = r.model;
   const int64_t values = m.in_channels * m.patch[0] * m.patch[1] * m.patch[2];
-  if (values <= m.dim) return "";
+  if (values <= m.dim || r.flow.prediction == "data") return "";  // clean data is low-rank; noise is not
   return cat("model.patch = [", m.patch[0], ", ", m.patch[1], ", ", m.patch[2], "] with model.in_channels = ",
              m.in_channels, " gives ", values, " values per token, more than model.dim = ", m.dim,
              ": the model cannot carry the noise in the flow-matching target through, and the loss will stay "
-             "high; use a smaller patch or a model.dim of at least ",
+             "high; use flow.prediction: data (the model predicts the clean clip), a smaller patch or a model.dim of at least ",
              values);
 }
 
 int64_t video_tokens(const Recipe& r, int64_t frames, int64_t height, int64_t width) {
   const auto& p = r.model.patch;
-  return (frames / p[0]) * (height / p[1]) * (width / p[2]);
+  return ceil_div(frames, p[0]) * (height / p[1]) * (width / p[2]);  // frames padded by replication
 }
 
 uint64_t mix_seed(uint64_t a, uint64_t b) {

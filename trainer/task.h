@@ -6,6 +6,7 @@
 #include <string>
 
 #include "model/t2v.h"
+#include "trainer/flow_matching.h"
 #include "trainer/recipe.h"
 
 namespace reel::trainer {
@@ -14,17 +15,22 @@ namespace reel::trainer {
 // max_frames/max_height/max_width divided by the patch (rounded up).
 model::T2VOptions t2v_options(const Recipe& recipe);
 
+// The flow-matching options of the recipe's flow section.
+FlowMatchingOptions flow_options(const Recipe& recipe);
+
 // "FPS-8 a red circle slides to the left": the frame-rate token Movie Gen prepends.
 // The empty caption (classifier-free guidance's unconditional input) stays empty.
 std::string conditioning_text(const std::string& caption, int64_t fps);
 
-// Transformer tokens for a clip of frames x height x width under the recipe's patch.
+// Transformer tokens for a clip of frames x height x width under the recipe's patch (frames
+// rounded up to a multiple of the patch's t, as the model pads them).
 int64_t video_tokens(const Recipe& recipe, int64_t frames, int64_t height, int64_t width);
 
 // A warning when a token holds more values (in_channels x patch volume) than model.dim: the
 // flow-matching target contains the noise, which the model must carry through at full rank,
 // so such a model has a high loss floor (patch [2,8,8] on RGB at dim 256: 0.47 against 0.17
-// for [1,8,8] after 200 steps, docs/PERFORMANCE.md). Empty when the patch fits.
+// for [1,8,8] after 200 steps, docs/PERFORMANCE.md). Empty when the patch fits or when the model
+// predicts the clean data (flow.prediction: data), which it can carry.
 std::string patch_width_warning(const Recipe& recipe);
 
 // splitmix64 of (a, b): a stream of independent seeds from one recipe seed.

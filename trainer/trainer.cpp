@@ -41,14 +41,6 @@ class AutocastGuard {
   bool enabled_;
 };
 
-FlowMatchingOptions flow_options(const Recipe& r) {
-  FlowMatchingOptions f;
-  f.sigma_min = r.flow.sigma_min;
-  f.t_mean = r.flow.t_mean;
-  f.t_std = r.flow.t_std;
-  return f;
-}
-
 std::vector<std::string> conditioning_texts(const data::Batch& batch) {
   std::vector<std::string> texts;
   for (size_t i = 0; i < batch.captions.size(); ++i) {
@@ -77,7 +69,7 @@ ValidationResult validation_loss(model::T2VModel& model, const data::Dataset& va
     int64_t index = n == val.size() ? i : (i * val.size()) / n;
     by_bucket[val.bucket_of(index)].push_back(index);
   }
-  const double sigma_min = recipe.flow.sigma_min;
+  const FlowMatchingOptions flow = flow_options(recipe);
   const int64_t batch = recipe.data.batch_size;
   for (const auto& [bucket, indices] : by_bucket) {
     for (size_t start = 0; start < indices.size(); start += batch) {
@@ -89,7 +81,7 @@ ValidationResult validation_loss(model::T2VModel& model, const data::Dataset& va
         // uint8 (F, H, W, 3) -> float (3, F, H, W) in [-1, 1]
         x1s.push_back(clip.pixels.permute({3, 0, 1, 2}).to(torch::kFloat32).div(127.5).sub(1.0));
         at::Generator gen = at::detail::createCPUGenerator(mix_seed(recipe.seed + 0x5eed, indices[j]));
-        x0s.push_back(at::randn(x1s.back().sizes(), gen));
+        x0s.push_back(sample_noise(x1s.back().sizes(), flow.frame_correlation, gen));
         texts.push_back(conditioning_text(clip.caption, clip.fps));
       }
       torch::Tensor x1 = torch::stack(x1s), x0 = torch::stack(x0s);
@@ -97,10 +89,10 @@ ValidationResult validation_loss(model::T2VModel& model, const data::Dataset& va
       model::TextTokens no_text = model->encode_text(std::vector<std::string>(texts.size()));
       for (int k = 0; k < kValidationTimes; ++k) {
         torch::Tensor t = torch::full({x1.size(0)}, result.t[k]);
-        FlowPoint p = flow_path(x1, x0, t, sigma_min);
-        torch::Tensor pred = model->forward_with_text(p.xt, t, text);
+        FlowPoint p = flow_path(x1, x0, t, flow.sigma_min);
+        torch::Tensor pred = output_to_velocity(model->forward_with_text(p.xt, t, text), p.xt, t, flow);
         result.loss_at_t[k] += flow_loss_per_sample(pred, p.target).sum().item<double>();
-        torch::Tensor pred_uncond = model->forward_with_text(p.xt, t, no_text);
+        torch::Tensor pred_uncond = output_to_velocity(model->forward_with_text(p.xt, t, no_text), p.xt, t, flow);
         result.loss_uncond += flow_loss_per_sample(pred_uncond, p.target).sum().item<double>();
       }
       result.samples += x1.size(0);
@@ -130,13 +122,12 @@ Trainer::Trainer(Recipe recipe, bool resume) : recipe_(std::move(recipe)), flow_
   for (const data::Bucket& b : train_data_->buckets()) {
     auto& v = options.transformer;
     if (b.frames > v.max_grid[0] * v.patch[0] || b.height > v.max_grid[1] * v.patch[1] ||
-        b.width > v.max_grid[2] * v.patch[2] || b.frames % v.patch[0] || b.height % v.patch[1] ||
-        b.width % v.patch[2]) {
+        b.width > v.max_grid[2] * v.patch[2] || b.height % v.patch[1] || b.width % v.patch[2]) {
       fail(recipe_.source, ": dataset '", recipe_.data.dir, "' has bucket ", b.name(),
            " which model.patch [", v.patch[0], ",", v.patch[1], ",", v.patch[2],
            "] and model.max_frames/max_height/max_width (", recipe_.model.max_frames, "x",
            recipe_.model.max_height, "x", recipe_.model.max_width,
-           ") cannot hold; raise the maxima or use a patch that divides the bucket");
+           ") cannot hold; raise the maxima or use a patch whose height and width divide the bucket's");
     }
   }
   model_ = spec.build(options);
@@ -223,14 +214,13 @@ StepStats Trainer::train_step() {
     for (int64_t i = 0; i < b; ++i) {
       if (dropped[i] < recipe_.flow.caption_dropout) texts[i].clear();
     }
-    torch::Tensor x0 = at::randn(batch.pixels.sizes(), gen);
+    torch::Tensor x0 = sample_noise(batch.pixels.sizes(), flow_.frame_correlation, gen);
     torch::Tensor t = sample_t(b, flow_, gen);
     FlowPoint p = flow_path(batch.pixels, x0, t, flow_.sigma_min);
     torch::Tensor loss;
     {
       AutocastGuard autocast(tr.dtype == "bf16");
-      torch::Tensor pred = model_->forward(p.xt, t, texts);
-      loss = flow_loss(pred, p.target);
+      loss = training_loss(model_->forward(p.xt, t, texts), p, batch.pixels, t, flow_);
     }
     (loss / static_cast<double>(tr.grad_accum)).backward();
     s.loss += loss.item<double>() / tr.grad_accum;

@@ -55,3 +55,19 @@ TEST(Patchify, IndivisibleShapeThrowsNamingTheShape) {
   EXPECT_THROW(patchify(torch::zeros({1, 3, 3, 4, 4}), {2, 2, 2}), reel::UserError);
   EXPECT_THROW(unpatchify(torch::zeros({1, 5, 12}), {1, 2, 2}, 3, 1, 4, 4), reel::UserError);  // N != 4
 }
+
+TEST(PadFrames, RepeatsTheLastFrameUpToAMultipleOfPatchT) {
+  torch::Tensor x = torch::randn({2, 3, 5, 4, 4});
+  EXPECT_TRUE(pad_frames(x, 1).is_same(x));
+  EXPECT_TRUE(pad_frames(x, 5).is_same(x));
+  torch::Tensor p = pad_frames(x, 4);  // 5 -> 8 frames
+  ASSERT_EQ(p.sizes(), (std::vector<int64_t>{2, 3, 8, 4, 4}));
+  EXPECT_TRUE(torch::equal(p.narrow(2, 0, 5), x));
+  for (int64_t f = 5; f < 8; ++f) EXPECT_TRUE(torch::equal(p.select(2, f), x.select(2, 4))) << f;
+  // An image becomes a still clip of pt frames.
+  torch::Tensor image = torch::randn({1, 3, 1, 4, 4});
+  torch::Tensor clip = pad_frames(image, 2);
+  ASSERT_EQ(clip.size(2), 2);
+  EXPECT_TRUE(torch::equal(clip.select(2, 1), image.select(2, 0)));
+  EXPECT_THROW(pad_frames(torch::zeros({3, 4, 4}), 2), reel::UserError);
+}

@@ -36,6 +36,28 @@ TEST(VideoTransformer, OutputShapeEqualsInputForVideoAndOneFrame) {
   }
 }
 
+TEST(VideoTransformer, FramesPatchTDoesNotDivideArePaddedByReplication) {
+  T2VOptions o = small_options();
+  o.transformer.patch = {2, 2, 2};
+  T2VModel model(o);
+  model->init_weights(3);
+  perturb_zero_params(*model, 4);
+  torch::NoGradGuard no_grad;
+  auto t = torch::tensor({0.3f, 0.8f});
+  for (int64_t frames : {1, 3}) {
+    auto x = torch::randn({2, 3, frames, 8, 8});
+    auto v = model->forward(x, t, {"a red ball", ""});
+    ASSERT_EQ(v.sizes(), x.sizes());
+    // The same as the model on the explicitly padded clip, its last output frame dropped.
+    auto padded = torch::cat({x, x.narrow(2, frames - 1, 1)}, 2);
+    auto full = model->forward(padded, t, {"a red ball", ""});
+    EXPECT_TRUE(torch::allclose(v, full.narrow(2, 0, frames), 1e-5, 1e-6)) << frames;
+    // and not what the model makes of the clip padded with zeros.
+    auto zero_padded = torch::cat({x, torch::zeros_like(x.narrow(2, 0, 1))}, 2);
+    EXPECT_FALSE(torch::allclose(v, model->forward(zero_padded, t, {"a red ball", ""}).narrow(2, 0, frames), 1e-3, 1e-3));
+  }
+}
+
 TEST(VideoTransformer, ZeroInitGivesZeroVelocityAndIdentityBlocks) {
   auto model = make_small(5, /*perturb=*/false);
   torch::NoGradGuard no_grad;

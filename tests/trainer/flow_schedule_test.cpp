@@ -29,6 +29,60 @@ TEST(FlowPath, EndpointsAndTarget) {
   EXPECT_TRUE(torch::allclose(mixed.xt[2], x1[2] + s * x0[2], 1e-6, 1e-7));
 }
 
+TEST(OutputToVelocity, VelocityPredictionIsTheOutput) {
+  torch::manual_seed(1);
+  torch::Tensor out = torch::randn({2, 3, 1, 4, 4}), xt = torch::randn({2, 3, 1, 4, 4});
+  FlowMatchingOptions o;
+  EXPECT_TRUE(torch::equal(output_to_velocity(out, xt, torch::tensor({0.2f, 0.7f}), o), out));
+}
+
+TEST(OutputToVelocity, ExactDataPredictionGivesThePathTarget) {
+  torch::manual_seed(2);
+  torch::Tensor x1 = torch::randn({4, 3, 2, 4, 4}), x0 = torch::randn({4, 3, 2, 4, 4});
+  FlowMatchingOptions o;
+  o.sigma_min = 1e-3;
+  o.prediction = FlowSpace::kData;
+  torch::Tensor t = torch::tensor({0.0f, 0.3f, 0.6f, 0.9f});
+  FlowPoint p = flow_path(x1, x0, t, o.sigma_min);
+  EXPECT_TRUE(torch::allclose(output_to_velocity(x1, p.xt, t, o), p.target, 1e-4, 1e-5));
+  // Nearer the data than kMinNoiseFraction the divisor is clamped: the velocity is damped to
+  // (x1 - (1 - s) xt) / 0.05 instead of dividing by ~0.
+  torch::Tensor late = torch::full({4}, 0.999);
+  FlowPoint q = flow_path(x1, x0, late, o.sigma_min);
+  torch::Tensor expected = (x1 - (1 - o.sigma_min) * q.xt) / kMinNoiseFraction;
+  EXPECT_TRUE(torch::allclose(output_to_velocity(x1, q.xt, late, o), expected, 1e-4, 1e-5));
+  // A wrong prediction is not the target.
+  EXPECT_FALSE(torch::allclose(output_to_velocity(x1 + 0.1, p.xt, t, o), p.target, 1e-3, 1e-3));
+}
+
+TEST(OutputToVelocity, PredictionNames) {
+  EXPECT_EQ(parse_flow_space("velocity"), FlowSpace::kVelocity);
+  EXPECT_EQ(parse_flow_space("data"), FlowSpace::kData);
+  EXPECT_THROW(parse_flow_space("epsilon"), reel::UserError);
+}
+
+TEST(SampleNoise, UncorrelatedIsPlainRandn) {
+  at::Generator a = at::detail::createCPUGenerator(3), b = at::detail::createCPUGenerator(3);
+  EXPECT_TRUE(torch::equal(sample_noise({2, 3, 4, 5, 5}, 0.0, a), at::randn({2, 3, 4, 5, 5}, b)));
+}
+
+TEST(SampleNoise, FramesCorrelateByRho) {
+  at::Generator gen = at::detail::createCPUGenerator(4);
+  const double rho = 0.6;
+  torch::Tensor x = sample_noise({512, 3, 4, 8, 8}, rho, gen).to(torch::kFloat64);  // (B, C, F, H, W)
+  EXPECT_NEAR(x.mean().item<double>(), 0.0, 0.01);
+  EXPECT_NEAR(x.var().item<double>(), 1.0, 0.01);  // each element stays N(0, 1)
+  auto corr = [](const torch::Tensor& a, const torch::Tensor& b) { return (a * b).mean().item<double>(); };
+  // Two frames of a clip, same pixel: rho. Two pixels of a frame, or two clips: 0.
+  EXPECT_NEAR(corr(x.select(2, 0), x.select(2, 3)), rho, 0.01);
+  EXPECT_NEAR(corr(x.select(2, 1), x.select(2, 2)), rho, 0.01);
+  EXPECT_NEAR(corr(x.select(2, 0).select(3, 0), x.select(2, 0).select(3, 5)), 0.0, 0.02);
+  EXPECT_NEAR(corr(x.narrow(0, 0, 256), x.narrow(0, 256, 256)), 0.0, 0.01);
+  // A single frame (an image) is plain N(0, 1) noise too.
+  torch::Tensor image = sample_noise({4096, 3, 1, 4, 4}, rho, gen).to(torch::kFloat64);
+  EXPECT_NEAR(image.var().item<double>(), 1.0, 0.02);
+}
+
 TEST(FlowLoss, IsMeanSquaredError) {
   torch::Tensor a = torch::tensor({1.0f, 2.0f, 3.0f, 4.0f}).view({2, 2});
   torch::Tensor b = torch::tensor({1.0f, 0.0f, 3.0f, 1.0f}).view({2, 2});

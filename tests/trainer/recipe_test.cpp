@@ -130,6 +130,9 @@ const std::vector<std::string> kEveryKeyChanged = {
     "trainer.ckpt_every=9",
     "trainer.keep_last=0",
     "flow.sigma_min=0.001",
+    "flow.frame_correlation=0.5",
+    "flow.prediction=data",
+    "flow.loss=data",
     "flow.t_mean=-0.5",
     "flow.t_std=2",
     "flow.caption_dropout=0.25",
@@ -188,7 +191,9 @@ TEST_F(RecipeTest, PatchWiderThanTheModelIsWarnedAbout) {
   Recipe wide = parse_recipe_text(reel::read_file(kT2v), kT2v, {"model.patch=[2,8,8]"}, false);
   expect_contains(reel::trainer::patch_width_warning(wide),
                   {"model.patch = [2, 8, 8]", "384 values per token, more than model.dim = 256",
-                   "model.dim of at least 384"});
+                   "flow.prediction: data", "model.dim of at least 384"});
+  Recipe data = parse_recipe_text(reel::read_file(kT2v), kT2v, {"model.patch=[2,8,8]", "flow.prediction=data"}, false);
+  EXPECT_EQ(reel::trainer::patch_width_warning(data), "");
 }
 
 TEST_F(RecipeTest, TinyT2iIsTheSameModelOnSingleFrames) {
@@ -293,6 +298,8 @@ TEST_F(RecipeTest, EveryKeyIsReadPrintedAndCompared) {
     if (o.rfind("model.text_encoders.0.type=", 0) == 0 || o.rfind("data.dir=", 0) == 0) continue;
     std::vector<std::string> others = kEveryKeyChanged;
     others.erase(others.begin() + static_cast<std::ptrdiff_t>(skip));
+    // flow.loss = data needs flow.prediction = data: drop the loss together with the prediction.
+    if (o.rfind("flow.prediction=", 0) == 0) others.erase(std::find(others.begin(), others.end(), "flow.loss=data"));
     EXPECT_NE(parse_recipe_text("", "<string>", others), all) << "without " << o;
   }
 }
@@ -394,6 +401,11 @@ TEST_F(RecipeTest, OutOfRange) {
   expect_contains(error_of("trainer:\n  lr: 0\n"), {"bad.yaml:2:7: key 'trainer.lr' = 0 is out of range: must be > 0"});
   expect_contains(error_of("flow:\n  caption_dropout: -0.1\n"),
                   {"bad.yaml:2:20: key 'flow.caption_dropout' = -0.1 is out of range: must be in [0, 1)"});
+  expect_contains(error_of("flow:\n  frame_correlation: 1\n"),
+                  {"bad.yaml:2:22: key 'flow.frame_correlation' = 1 is out of range: must be in [0, 1)"});
+  expect_contains(error_of("flow:\n  loss: data\n"),
+                  {"bad.yaml:2:9: key 'flow.loss' = 'data' needs flow.prediction = 'data' (got 'velocity')"});
+  expect_contains(error_of("flow:\n  prediction: epsilon\n"), {"bad.yaml:2:15: key 'flow.prediction'", "epsilon"});
   expect_contains(error_of("data:\n  batch_size: 0\n"), {"bad.yaml:2:15: key 'data.batch_size' = 0"});
   expect_contains(error_of("run:\n  dir: ''\n"), {"bad.yaml:2:8: key 'run.dir' must not be empty"});
 }

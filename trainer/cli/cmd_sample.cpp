@@ -9,6 +9,7 @@
 #include "trainer/cli/args.h"
 #include "trainer/cli/commands.h"
 #include "trainer/sampler.h"
+#include "trainer/task.h"
 
 namespace reel::cli {
 namespace {
@@ -77,6 +78,7 @@ int cmd_sample(int argc, char** argv, int first) {
   g.cfg = args->get_double("cfg", m.recipe.sample.cfg);
   g.bucket = data::Bucket::parse(args->get("bucket", m.recipe.sample.bucket));
   g.fps = m.recipe.sample.fps;
+  g.flow = trainer::flow_options(m.recipe);
   int scale = static_cast<int>(args->get_int("scale", m.recipe.sample.scale));
   if (g.steps < 2) fail("--steps must be >= 2, got ", g.steps);
   if (scale < 1) fail("--scale must be >= 1, got ", scale);
