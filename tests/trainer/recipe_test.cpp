@@ -156,6 +156,7 @@ TEST_F(RecipeTest, TinyT2vParsesWithItsValues) {
   EXPECT_EQ(r.data.dir, "runs/data/synth");
   EXPECT_EQ(r.trainer.steps, 1000);
   EXPECT_DOUBLE_EQ(r.flow.t_mean, -1.0);
+  EXPECT_DOUBLE_EQ(r.flow.frame_correlation, 0.75);
   EXPECT_DOUBLE_EQ(r.sample.cfg, 3.0);
   EXPECT_DOUBLE_EQ(r.eval.cfg, 3.0);
   EXPECT_EQ(r.data.batch_size, 32);

@@ -47,7 +47,8 @@ void read_prompts(const std::string& path, uint64_t base_seed, std::vector<std::
 int cmd_sample(int argc, char** argv, int first) {
   Command c("reel sample --ckpt PATH (--prompt TEXT | --prompts FILE) --out DIR [options]",
             "Generates one clip per prompt with the Euler sampler on the linear-quadratic schedule and\n"
-            "classifier-free guidance (EMA weights when the checkpoint has them). Writes DIR/NNN.mp4 (H.264),\n"
+            "classifier-free guidance (EMA weights when the checkpoint has them), from noise drawn and read as\n"
+            "the checkpoint's recipe trained it (flow.frame_correlation, flow.prediction). Writes DIR/NNN.mp4 (H.264),\n"
             "DIR/contact_sheet.png and DIR/samples.jsonl (prompt, seed, file).");
   c.option("ckpt", "PATH", "checkpoint file, or a run dir / its checkpoints dir / `latest` (the latest checkpoint)")
       .option("prompt", "TEXT", "one prompt")
