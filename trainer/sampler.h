@@ -47,7 +47,8 @@ struct GenerateOptions {
   data::Bucket bucket;     // output shape (frames x height x width, in pixels/latent units)
   int64_t fps = 8;         // the frame-rate token's value
   int64_t batch_size = 16; // prompts integrated together
-  FlowMatchingOptions flow; // what the network outputs (turned into a velocity) and sigma_min
+  FlowMatchingOptions flow; // the starting noise (frame_correlation) and how the output is read
+                           // (prediction, sigma_min); flow_options(recipe) of the checkpoint
 };
 
 // Generates one clip per prompt; prompt i starts from noise seeded by seeds[i], so a clip does

@@ -61,6 +61,23 @@ TEST(OutputToVelocity, PredictionNames) {
   EXPECT_THROW(parse_flow_space("epsilon"), reel::UserError);
 }
 
+TEST(TrainingLoss, ComparesVelocitiesOrTheCleanData) {
+  torch::manual_seed(3);
+  torch::Tensor x1 = torch::randn({2, 3, 2, 4, 4}), x0 = torch::randn({2, 3, 2, 4, 4});
+  torch::Tensor out = torch::randn({2, 3, 2, 4, 4}), t = torch::tensor({0.2f, 0.7f});
+  FlowMatchingOptions o;
+  FlowPoint p = flow_path(x1, x0, t, o.sigma_min);
+  EXPECT_TRUE(torch::allclose(training_loss(out, p, x1, t, o), flow_loss(out, p.target)));
+  o.prediction = FlowSpace::kData;
+  torch::Tensor velocity_loss = training_loss(out, p, x1, t, o);
+  EXPECT_TRUE(torch::allclose(velocity_loss, flow_loss(output_to_velocity(out, p.xt, t, o), p.target)));
+  o.loss = FlowSpace::kData;
+  torch::Tensor data_loss = training_loss(out, p, x1, t, o);
+  EXPECT_TRUE(torch::allclose(data_loss, flow_loss(out, x1)));
+  EXPECT_FALSE(torch::allclose(data_loss, velocity_loss));
+  EXPECT_EQ(training_loss(x1, p, x1, t, o).item<float>(), 0.0f);  // the clean data itself: no loss
+}
+
 TEST(SampleNoise, UncorrelatedIsPlainRandn) {
   at::Generator a = at::detail::createCPUGenerator(3), b = at::detail::createCPUGenerator(3);
   EXPECT_TRUE(torch::equal(sample_noise({2, 3, 4, 5, 5}, 0.0, a), at::randn({2, 3, 4, 5, 5}, b)));
