@@ -30,3 +30,16 @@ if(REEL_CUDA_FOUND)
     target_link_libraries(reel_cuda_kernels PUBLIC CUDA::cudart)
   endif()
 endif()
+
+# The NCCL communicator (parallel/cuda/): the raw-pointer layer with nvcc, its Communicator
+# adapter with the C++ compiler; linked into reel_parallel users as reel_nccl.
+if(REEL_NCCL_FOUND)
+  file(GLOB nccl_srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/parallel/cuda/*.cu
+       ${CMAKE_CURRENT_SOURCE_DIR}/parallel/cuda/*.cpp)
+  add_library(reel_nccl STATIC ${nccl_srcs})
+  set_target_properties(reel_nccl PROPERTIES CUDA_ARCHITECTURES "80;90")
+  find_package(CUDAToolkit REQUIRED)
+  target_include_directories(reel_nccl PUBLIC ${CMAKE_CURRENT_SOURCE_DIR} ${REEL_NCCL_INCLUDE})
+  target_link_libraries(reel_nccl PUBLIC reel_parallel CUDA::cudart ${REEL_NCCL_LIB} MPI::MPI_C)
+  target_compile_definitions(reel_nccl PUBLIC REEL_HAVE_NCCL)
+endif()
