@@ -1,6 +1,7 @@
 // The MPI communicator backend (see mpi_communicator.h).
 #include "parallel/mpi_communicator.h"
 
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <functional>
@@ -51,6 +52,14 @@ int mpi_count(int64_t n, const std::string& what) {
   return static_cast<int>(n);
 }
 
+// Reductions over more than kSegmentBytes run as several MPI operations of at most that size:
+// Open MPI allocates a temporary buffer as large as the operation on every call, and from
+// 32 MiB on (glibc's mmap threshold) that is fresh memory each time, whose page faults made a
+// 256 MiB all_reduce 25x slower than 8 MiB ones per byte on the development VM
+// (docs/PERFORMANCE.md). Smaller temporaries come from the heap and are reused.
+constexpr int64_t kSegmentBytes = 8 << 20;
+int64_t segment_elements(int64_t element_size) { return std::max<int64_t>(1, kSegmentBytes / element_size); }
+
 // splitmix64 of a few words: child group ids that every member computes alike.
 uint64_t mix(uint64_t a, uint64_t b, uint64_t c) {
   uint64_t x = a * 0x9E3779B97F4A7C15ull ^ (b + 0xBF58476D1CE4E5B9ull) ^ (c * 0x94D049BB133111EBull);
@@ -89,13 +98,13 @@ class MpiWork final : public Work {
 
   bool completed() override { return test(); }
 
-  MPI_Request request = MPI_REQUEST_NULL;
+  std::vector<MPI_Request> requests;  // one per posted MPI operation (large reductions are segmented)
 
  private:
   bool test() {
     if (done_) return true;
     int flag = 0;
-    MPI_CHECK(MPI_Test(&request, &flag, MPI_STATUS_IGNORE), what_);
+    MPI_CHECK(MPI_Testall(int(requests.size()), requests.data(), &flag, MPI_STATUSES_IGNORE), what_);
     if (!flag) return false;
     if (finish_) finish_();
     keep_.clear();
@@ -117,7 +126,7 @@ struct MpiCommunicator::Launch {
   std::string what;                          // "all_reduce(sum) of 1024 Float"
   bool collective = true;                    // false for send/recv (not counted per group)
   std::vector<torch::Tensor> keep;
-  std::function<int(MPI_Request*)> post;     // starts the MPI operation
+  std::vector<std::function<int(MPI_Request*)>> posts;  // start the MPI operations, in order
   std::function<void()> finish;
 };
 
@@ -172,7 +181,8 @@ WorkHandle MpiCommunicator::start(Launch launch) {
   }
   std::string what = cat(launch.what, " on group '", name(), "' (rank ", rank(), " of ", size(), ")");
   auto work = std::make_shared<MpiWork>(watchdog_, group, seq, what, std::move(launch.keep), std::move(launch.finish));
-  MPI_CHECK(launch.post(&work->request), what);
+  work->requests.assign(launch.posts.size(), MPI_REQUEST_NULL);
+  for (size_t i = 0; i < launch.posts.size(); ++i) MPI_CHECK(launch.posts[i](&work->requests[i]), what);
   return work;
 }
 
@@ -192,7 +202,12 @@ WorkHandle MpiCommunicator::all_reduce_async(const torch::Tensor& tensor, Reduce
   Launch l;
   l.what = what;
   l.keep = {tensor, buf};
-  l.post = [=](MPI_Request* r) { return MPI_Iallreduce(MPI_IN_PLACE, buf.data_ptr(), n, type, mop, comm, r); };
+  const int64_t segment = segment_elements(buf.element_size());
+  for (int64_t begin = 0; begin < n; begin += segment) {
+    void* data = static_cast<char*>(buf.data_ptr()) + begin * buf.element_size();
+    const int count = static_cast<int>(std::min<int64_t>(segment, n - begin));
+    l.posts.push_back([=](MPI_Request* r) { return MPI_Iallreduce(MPI_IN_PLACE, data, count, type, mop, comm, r); });
+  }
   l.finish = [=]() mutable {
     if (op == ReduceOp::kAvg) buf.div_(size);
     if (staged) tensor.copy_(buf);
@@ -213,7 +228,7 @@ WorkHandle MpiCommunicator::all_gather_async(const torch::Tensor& out, const tor
   Launch l;
   l.what = what;
   l.keep = {out, in};
-  l.post = [=](MPI_Request* r) { return MPI_Iallgather(in.data_ptr(), n, type, out.data_ptr(), n, type, comm, r); };
+  l.posts = {[=](MPI_Request* r) { return MPI_Iallgather(in.data_ptr(), n, type, out.data_ptr(), n, type, comm, r); }};
   return start(std::move(l));
 }
 
@@ -238,9 +253,17 @@ WorkHandle MpiCommunicator::reduce_scatter_async(const torch::Tensor& out, const
   Launch l;
   l.what = what;
   l.keep = {out, in, src, dst};
-  l.post = [=](MPI_Request* r) {
-    return MPI_Ireduce_scatter_block(src.data_ptr(), dst.data_ptr(), n, type, mop, comm, r);
-  };
+  // Segment p reduces columns [begin, begin + count) of every rank's block: those columns,
+  // copied out contiguously (size x count), scatter into dst[begin, begin + count).
+  const int64_t segment = std::max<int64_t>(1, segment_elements(src.element_size()) / size);
+  for (int64_t begin = 0; begin < n; begin += segment) {
+    const int count = static_cast<int>(std::min<int64_t>(segment, n - begin));
+    torch::Tensor piece = count == n ? src : src.view({size, n}).narrow(1, begin, count).contiguous();
+    void* recv = static_cast<char*>(dst.data_ptr()) + begin * dst.element_size();
+    l.keep.push_back(piece);
+    l.posts.push_back(
+        [=](MPI_Request* r) { return MPI_Ireduce_scatter_block(piece.data_ptr(), recv, count, type, mop, comm, r); });
+  }
   l.finish = [=]() mutable {
     if (op == ReduceOp::kAvg) dst.div_(size);
     if (staged) out.copy_(dst.view(out.sizes()));
@@ -263,7 +286,7 @@ WorkHandle MpiCommunicator::all_to_all_async(const torch::Tensor& out, const tor
   Launch l;
   l.what = what;
   l.keep = {out, in};
-  l.post = [=](MPI_Request* r) { return MPI_Ialltoall(in.data_ptr(), n, type, out.data_ptr(), n, type, comm, r); };
+  l.posts = {[=](MPI_Request* r) { return MPI_Ialltoall(in.data_ptr(), n, type, out.data_ptr(), n, type, comm, r); }};
   return start(std::move(l));
 }
 
@@ -277,7 +300,7 @@ WorkHandle MpiCommunicator::broadcast_async(const torch::Tensor& tensor, int roo
   Launch l;
   l.what = what;
   l.keep = {tensor};
-  l.post = [=](MPI_Request* r) { return MPI_Ibcast(tensor.data_ptr(), n, type, root, comm, r); };
+  l.posts = {[=](MPI_Request* r) { return MPI_Ibcast(tensor.data_ptr(), n, type, root, comm, r); }};
   return start(std::move(l));
 }
 
@@ -302,10 +325,10 @@ WorkHandle MpiCommunicator::point_to_point(bool sending, const torch::Tensor& te
   l.what = what;
   l.collective = false;
   l.keep = {tensor};
-  l.post = [=](MPI_Request* r) {
+  l.posts = {[=](MPI_Request* r) {
     return sending ? MPI_Isend(tensor.data_ptr(), n, type, peer, tag, comm, r)
                    : MPI_Irecv(tensor.data_ptr(), n, type, peer, tag, comm, r);
-  };
+  }};
   return start(std::move(l));
 }
 
@@ -313,7 +336,7 @@ WorkHandle MpiCommunicator::barrier_async() {
   MPI_Comm comm = comm_;
   Launch l;
   l.what = "barrier";
-  l.post = [=](MPI_Request* r) { return MPI_Ibarrier(comm, r); };
+  l.posts = {[=](MPI_Request* r) { return MPI_Ibarrier(comm, r); }};
   return start(std::move(l));
 }
 

@@ -168,3 +168,32 @@ TEST(MpiCommunicator, SplitFormsSubGroupsOrderedByKey) {
 
 }  // namespace
 }  // namespace reel::parallel
+
+namespace reel::parallel {
+namespace {
+
+// Reductions over 8 MiB run as several MPI operations (a column slice of every rank's block for
+// reduce_scatter): the result must not show the seams.
+TEST(MpiCommunicator, LargeReductionsAreSegmentedAndExact) {
+  Communicator& w = reel::testing::world();
+  const int n = w.size(), r = w.rank();
+  const int64_t m = (3 << 20) + 7;  // 12 MiB of fp32, not a multiple of the segment
+  auto pattern = torch::arange(m, torch::kLong).remainder(50);
+  auto t = (pattern + r).to(torch::kFloat);
+  w.all_reduce(t, ReduceOp::kSum);
+  EXPECT_TRUE(torch::equal(t, (pattern * n + n * (n - 1) / 2).to(torch::kFloat)));
+
+  auto b = (pattern + r).to(torch::kBFloat16);  // staged through 24 MiB of fp32
+  w.all_reduce(b, ReduceOp::kSum);
+  EXPECT_TRUE(torch::equal(b, (pattern * n + n * (n - 1) / 2).to(torch::kBFloat16)));
+
+  // Rank q's block j holds (pattern + 1000 j) * (q + 1): rank j receives (pattern + 1000 j) * n(n+1)/2.
+  auto in = torch::empty({n, m}, torch::kFloat);
+  for (int j = 0; j < n; ++j) in[j].copy_((pattern + 1000 * j) * (r + 1));
+  auto out = torch::empty({m}, torch::kFloat);
+  w.reduce_scatter(out, in, ReduceOp::kSum);
+  EXPECT_TRUE(torch::equal(out, ((pattern + 1000 * r) * (n * (n + 1) / 2)).to(torch::kFloat)));
+}
+
+}  // namespace
+}  // namespace reel::parallel

@@ -1,4 +1,4 @@
-// `reel bench step RECIPE` and `reel bench matmul`.
+// `reel bench step RECIPE`, `reel bench matmul` and `reel bench comm`.
 #include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <chrono>
@@ -7,6 +7,9 @@
 
 #include "common/error.h"
 #include "common/runtime.h"
+#include "parallel/comm_bench.h"
+#include "parallel/mpi_communicator.h"
+#include "parallel/mpi_runtime.h"
 #include "trainer/cli/args.h"
 #include "trainer/cli/commands.h"
 #include "trainer/metrics.h"
@@ -27,6 +30,46 @@ int bench_matmul(int argc, char** argv, int first) {
   if (n < 16) fail("--size must be >= 16, got ", n);
   double f = trainer::measure_matmul_flops(n, 2.0);
   std::printf("matmul fp32 %dx%dx%d, %d threads: %.1f GFLOP/s\n", n, n, n, threads, f / 1e9);
+  return 0;
+}
+
+int bench_comm(int argc, char** argv, int first) {
+  Command c("mpirun -np N reel bench comm [--min-bytes B] [--max-bytes B] [--ops LIST] [--timeout S]",
+            "Times all_reduce, all_gather, reduce_scatter and all_to_all of fp32 CPU tensors over every rank (MPI)\n"
+            "for sizes doubling from --min-bytes to --max-bytes, as nccl-tests does: time per operation (slowest\n"
+            "rank), algorithm bandwidth = size / time, bus bandwidth = algbw x 2(n-1)/n (all_reduce) or (n-1)/n.");
+  c.option("min-bytes", "B", "first size in bytes (default 1024)")
+      .option("max-bytes", "B", "last size in bytes (default 268435456 = 256 MiB)")
+      .option("ops", "LIST", "comma-separated operations (default all_reduce,all_gather,reduce_scatter,all_to_all)")
+      .option("timeout", "S", "watchdog timeout in seconds (default 600)");
+  auto args = c.parse(argc, argv, first);
+  if (!args) return 0;
+  parallel::CommBenchOptions o;
+  o.min_bytes = args->get_int("min-bytes", o.min_bytes);
+  o.max_bytes = args->get_int("max-bytes", o.max_bytes);
+  const std::string ops = args->get("ops", "");
+  if (!ops.empty()) {
+    o.ops.clear();
+    for (size_t begin = 0; begin <= ops.size();) {
+      size_t end = ops.find(',', begin);
+      if (end == std::string::npos) end = ops.size();
+      o.ops.push_back(ops.substr(begin, end - begin));
+      begin = end + 1;
+    }
+  }
+  const double timeout = args->get_double("timeout", 600);
+  if (!(timeout > 0)) fail("--timeout must be > 0 seconds, got ", timeout);
+  parallel::MpiRuntime mpi;
+  parallel::Watchdog watchdog({timeout, 1.0});
+  auto world = parallel::MpiCommunicator::world(watchdog);
+  const auto rows = parallel::bench_collectives(*world, o);
+  if (world->rank() == 0) {
+    std::printf("bench comm: MPI, %d ranks, fp32 CPU tensors\n", world->size());
+    std::printf("%-15s %12s %6s %12s %12s %12s\n", "op", "bytes", "iters", "time_us", "algbw_GB/s", "busbw_GB/s");
+    for (const auto& r : rows)
+      std::printf("%-15s %12lld %6d %12.1f %12.3f %12.3f\n", r.op.c_str(), static_cast<long long>(r.bytes), r.iterations,
+                  r.seconds * 1e6, r.algbw / 1e9, r.busbw / 1e9);
+  }
   return 0;
 }
 
@@ -82,11 +125,12 @@ int cmd_bench(int argc, char** argv, int first) {
   std::string sub = first < argc ? argv[first] : "";
   if (sub == "step") return bench_step(argc, argv, first + 1);
   if (sub == "matmul") return bench_matmul(argc, argv, first + 1);
+  if (sub == "comm") return bench_comm(argc, argv, first + 1);
   if (sub == "--help" || sub == "-h") {
-    std::printf("usage: reel bench <subcommand>\n\nsubcommands:\n  step RECIPE    training-step FLOP/s and its share of the matmul rate\n  matmul         this machine's fp32 matmul rate\n");
+    std::printf("usage: reel bench <subcommand>\n\nsubcommands:\n  step RECIPE    training-step FLOP/s and its share of the matmul rate\n  matmul         this machine's fp32 matmul rate\n  comm           collective times and bandwidths over every rank (run under mpirun)\n");
     return 0;
   }
-  fail("unknown `reel bench` subcommand '", sub, "'; known: step, matmul");
+  fail("unknown `reel bench` subcommand '", sub, "'; known: step, matmul, comm");
 }
 
 }  // namespace reel::cli

@@ -23,6 +23,7 @@ const char* kHelp =
     "  eval --ckpt PATH --out DIR                sample the held-out prompt set and score it (eval.json)\n"
     "  data synth --out DIR                      write the synthetic video-text dataset (HDF5 shards)\n"
     "  bench step RECIPE | bench matmul         measure training-step FLOP/s against the matmul rate\n"
+    "  bench comm                                collective times and bandwidths (under mpirun)\n"
     "  ckpt inspect FILE                         list a checkpoint's step, recipe and tensors\n"
     "\n"
     "options:\n"
