@@ -98,19 +98,28 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
 
 SelfAttentionImpl::SelfAttentionImpl(int64_t dim, int64_t heads, bool bias) : heads_(heads) {
   REEL_CHECK(dim % heads == 0, "dim ", dim, " not divisible by heads ", heads);
-  qkv = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(dim, 3 * dim).bias(bias)));
+  qkv = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(dim, 3 * dim).bias(false)));
+  if (bias) qv_bias = register_parameter("qv_bias", torch::zeros({2 * dim}));
   out = register_module("out", torch::nn::Linear(torch::nn::LinearOptions(dim, dim).bias(bias)));
 }
 
 torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& key_mask) {
   int64_t b = x.size(0), n = x.size(1), d = x.size(2);
   // (B, N, 3*D) -> (3, B, H, N, Dh) as a view; each of q, k, v is (B, H, N, Dh).
-  auto parts = qkv(x).view({b, n, 3, heads_, d / heads_}).permute({2, 0, 3, 1, 4}).unbind(0);
+  torch::Tensor projected;
+  if (qv_bias.defined()) {
+    auto bias = torch::cat({qv_bias.narrow(0, 0, d), torch::zeros({d}, qv_bias.options()), qv_bias.narrow(0, d, d)});
+    projected = torch::nn::functional::linear(x, qkv->weight, bias);
+  } else {
+    projected = qkv(x);
+  }
+  auto parts = projected.view({b, n, 3, heads_, d / heads_}).permute({2, 0, 3, 1, 4}).unbind(0);
   return out(merge_heads(attention(parts[0], parts[1], parts[2], key_mask)));
 }
 
 void SelfAttentionImpl::init_weights(at::Generator& gen) {
   init_linear_xavier(qkv, gen);
+  if (qv_bias.defined()) init_constant(qv_bias, 0.0);
   init_linear_xavier(out, gen);
 }
 

@@ -29,8 +29,12 @@ class SelfAttentionImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& key_mask = {});
   void init_weights(at::Generator& gen);  // Xavier, zero biases
 
-  torch::nn::Linear qkv{nullptr};  // dim -> 3*dim: [q | k | v], heads contiguous inside each
+  torch::nn::Linear qkv{nullptr};  // dim -> 3*dim: [q | k | v], heads contiguous inside each; no bias
   torch::nn::Linear out{nullptr};  // dim -> dim
+  // With bias: the biases of q and v (2*dim). A key bias adds the same q.b_k to every score of
+  // a row, which softmax ignores: its gradient is zero in exact arithmetic, and Adam would move
+  // it by rounding noise alone (a run on another mesh would then differ there), so it has none.
+  torch::Tensor qv_bias;
 
  private:
   int64_t heads_;

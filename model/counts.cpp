@@ -8,7 +8,7 @@ namespace reel::model {
 int64_t byte_text_encoder_param_count(const ByteTextEncoderOptions& o) {
   validate(o);
   int64_t d = o.dim;
-  int64_t layer = 2 * d + (3 * d * d + 3 * d) + (d * d + d) + 2 * d + (4 * d * d + 4 * d) + (4 * d * d + d);
+  int64_t layer = 2 * d + (3 * d * d + 2 * d) + (d * d + d) + 2 * d + (4 * d * d + 4 * d) + (4 * d * d + d);
   return kByteVocab * d + (o.max_len + 2) * d + o.ngram * d * d + o.depth * layer + 2 * d;
 }
 

@@ -10,7 +10,7 @@
 namespace reel::model {
 
 // Exact parameter counts; each equals the sum of numel() over the built module's parameters().
-//   byte encoder: 259*De + (max_len+2)*De + ngram*De^2 + depth*(12*De^2 + 13*De) + 2*De
+//   byte encoder: 259*De + (max_len+2)*De + ngram*De^2 + depth*(12*De^2 + 12*De) + 2*De
 //   slot:         encoder + De*D + D (proj) + 2*D (LayerNorm)
 //   transformer:  P*D + D (patch embed, P = C*pt*ph*pw) + (max_t+max_h+max_w)*D (positions)
 //                 + freq*D + D + D^2 + D (time MLP) + 6*D^2 + 6*D (shared adaLN)

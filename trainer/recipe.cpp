@@ -84,6 +84,7 @@ void visit_fields(V& v, S& s) {
     v.section("data", s.data);
     v.section("trainer", s.trainer);
     v.section("flow", s.flow);
+    v.section("parallel", s.parallel);
     v.section("sample", s.sample);
     v.section("eval", s.eval);
   } else if constexpr (std::is_same_v<T, RunSection>) {
@@ -145,6 +146,15 @@ void visit_fields(V& v, S& s) {
     v.value("t_mean", s.t_mean, any_number());
     v.value("t_std", s.t_std, above(0));
     v.value("caption_dropout", s.caption_dropout, zero_to_below_one());
+  } else if constexpr (std::is_same_v<T, ParallelSection>) {
+    v.value("dp_replicate", s.dp_replicate, at_least(1));
+    v.value("dp_shard", s.dp_shard, at_least(-1));  // 0 refused in check_recipe
+    v.value("cp", s.cp, at_least(1));
+    v.value("cp_mode", s.cp_mode, one_of({"allgather_kv", "ulysses", "ring"}));
+    v.value("tp", s.tp, at_least(1));
+    v.value("sequence_parallel", s.sequence_parallel, nullptr);
+    v.value("activation_checkpointing", s.activation_checkpointing, one_of({"none", "full"}));
+    v.value("timeout_s", s.timeout_s, above(0));
   } else if constexpr (std::is_same_v<T, SampleSection>) {
     v.value("steps", s.steps, at_least(1));
     v.value("cfg", s.cfg, at_least(0));
@@ -505,6 +515,16 @@ void check_shapes(const Recipe& r, const Context& ctx, bool check_paths) {
   if (r.flow.loss == "data" && r.flow.prediction != "data")
     fail(ctx.at({"flow.loss"}), ": key 'flow.loss' = 'data' needs flow.prediction = 'data' (got '", r.flow.prediction,
          "'): only a model that predicts the clean data can be compared with it; set both or neither");
+  const ParallelSection& par = r.parallel;
+  if (par.dp_shard == 0)
+    fail(ctx.at({"parallel.dp_shard"}), ": key 'parallel.dp_shard' = 0 must be >= 1, or -1 for the ranks left over");
+  if (m.heads % par.tp != 0)
+    fail(ctx.at({"parallel.tp", "model.heads"}), ": key 'parallel.tp' = ", par.tp, " does not divide model.heads = ",
+         m.heads, "; tensor parallelism splits the heads, pick a tp that divides them");
+  if (par.cp_mode == "ulysses" && m.heads % (par.cp * par.tp) != 0)
+    fail(ctx.at({"parallel.cp", "parallel.cp_mode"}), ": key 'parallel.cp' = ", par.cp,
+         " with cp_mode 'ulysses' needs model.heads / tp = ", m.heads, " / ", par.tp,
+         " divisible by cp (Ulysses exchanges heads for sequence); use cp_mode allgather_kv or ring, or another cp");
   if (m.time_freq_dim % 2 != 0)
     fail(ctx.at({"model.time_freq_dim"}), ": key 'model.time_freq_dim' = ", m.time_freq_dim,
          " must be even (half sines, half cosines)");

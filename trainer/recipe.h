@@ -98,6 +98,20 @@ struct FlowSection {
   double caption_dropout = 0.1;  // probability of training with an empty caption (for CFG), in [0, 1)
 };
 
+// The parallel layout (parallel/parallel_dims.h) and its options. dp_replicate x dp_shard x cp
+// x tp must equal the number of ranks. Today `reel train` runs replicas (dp_replicate = ranks,
+// dp_shard = 1) and refuses the rest before any work: FSDP, TP and CP are not built yet (issue 3).
+struct ParallelSection {
+  int64_t dp_replicate = 1;          // HSDP replicas, >= 1
+  int64_t dp_shard = -1;             // FSDP shards, >= 1, or -1 = the ranks left over
+  int64_t cp = 1;                    // context-parallel ranks, >= 1
+  std::string cp_mode = "allgather_kv";  // "allgather_kv" (Movie Gen) | "ulysses" (heads % cp == 0) | "ring"
+  int64_t tp = 1;                    // tensor-parallel ranks, >= 1; model.heads % tp == 0
+  bool sequence_parallel = false;    // norms and residuals hold 1/tp of the sequence
+  std::string activation_checkpointing = "none";  // "none" | "full" (per block)
+  double timeout_s = 600;            // a collective waited on longer aborts the job (watchdog), > 0
+};
+
 // `reel sample` defaults.
 struct SampleSection {
   int64_t steps = 50;              // ODE solver steps, >= 1
@@ -126,6 +140,7 @@ struct Recipe {
   DataSection data;
   TrainerSection trainer;
   FlowSection flow;
+  ParallelSection parallel;
   SampleSection sample;
   EvalSection eval;
 };

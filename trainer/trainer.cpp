@@ -109,8 +109,14 @@ ValidationResult validation_loss(model::T2VModel& model, const data::Dataset& va
   return result;
 }
 
-Trainer::Trainer(Recipe recipe, bool resume) : recipe_(std::move(recipe)), flow_(flow_options(recipe_)) {
+Trainer::Trainer(Recipe recipe, bool resume, parallel::DataParallel* dp)
+    : recipe_(std::move(recipe)), flow_(flow_options(recipe_)) {
   const TrainerSection& tr = recipe_.trainer;
+  if (dp != nullptr && dp->group().size() > 1) {
+    dp_ = dp;
+    writer_ = dp_->group().rank() == 0;
+    parallel::batch_slice(recipe_.data.batch_size, dp_->group().rank(), dp_->group().size());  // divisible?
+  }
   int threads = configure_threads(static_cast<int>(tr.threads));
 
   // Data first: a missing or bad dataset should fail before any model work.
@@ -136,6 +142,7 @@ Trainer::Trainer(Recipe recipe, bool resume) : recipe_(std::move(recipe)), flow_
   for (const auto& p : model_->named_parameters()) {
     if (p.value().requires_grad()) params_.push_back(p.value());
   }
+  if (dp_) dp_->broadcast_parameters(params_);  // replicas start equal whatever their RNG did
 
   torch::optim::AdamWOptions adam(tr.lr);
   adam.betas({tr.beta1, tr.beta2}).eps(tr.eps).weight_decay(tr.weight_decay);
@@ -162,13 +169,20 @@ Trainer::Trainer(Recipe recipe, bool resume) : recipe_(std::move(recipe)), flow_
 
   data::LoaderOptions lo;
   lo.batch_size = static_cast<int>(recipe_.data.batch_size);
+  if (dp_) {  // each replica loads its part of every global batch
+    lo.batch_size /= dp_->group().size();
+    lo.rank = dp_->group().rank();
+    lo.world_size = dp_->group().size();
+  }
   lo.seed = recipe_.seed;
   lo.workers = static_cast<int>(recipe_.data.workers);
   lo.prefetch = static_cast<int>(recipe_.data.prefetch);
   loader_ = std::make_unique<data::Loader>(train_data_, lo, start);
 
-  write_file_atomic(recipe_.run.dir + "/recipe.yaml", to_yaml(recipe_));
-  metrics_ = std::make_unique<MetricsLog>(recipe_.run.dir + "/metrics.jsonl");
+  if (writer_) {
+    write_file_atomic(recipe_.run.dir + "/recipe.yaml", to_yaml(recipe_));
+    metrics_ = std::make_unique<MetricsLog>(recipe_.run.dir + "/metrics.jsonl");
+  }
   matmul_flops_ = measure_matmul_flops();
 
   log_info("reel ", version(), " (", git_commit(), ")  threads ", threads, "  matmul ",
@@ -205,29 +219,37 @@ StepStats Trainer::train_step() {
   }
   optimizer_->zero_grad();
   for (int64_t micro = 0; micro < tr.grad_accum; ++micro) {
-    data::Batch batch = loader_->next();
+    data::Batch batch = loader_->next();  // this rank's part of the global batch
     at::Generator gen = at::detail::createCPUGenerator(mix_seed(mix_seed(recipe_.seed, step_), micro));
+    // Dropout, noise and t are drawn for the whole global batch on every rank, which keeps its
+    // rows: the same numbers as one process drawing for the whole batch.
     const int64_t b = batch.pixels.size(0);
+    const int dp_size = dp_ ? dp_->group().size() : 1, dp_rank = dp_ ? dp_->group().rank() : 0;
+    const int64_t global_b = b * dp_size, first = b * dp_rank;
     std::vector<std::string> texts = conditioning_texts(batch);
-    torch::Tensor drop = at::rand({b}, gen);
+    torch::Tensor drop = at::rand({global_b}, gen).narrow(0, first, b).contiguous();
     auto dropped = drop.accessor<float, 1>();
     for (int64_t i = 0; i < b; ++i) {
       if (dropped[i] < recipe_.flow.caption_dropout) texts[i].clear();
     }
-    torch::Tensor x0 = sample_noise(batch.pixels.sizes(), flow_.frame_correlation, gen);
-    torch::Tensor t = sample_t(b, flow_, gen);
-    FlowPoint p = flow_path(batch.pixels, x0, t, flow_.sigma_min);
+    std::vector<int64_t> shape = batch.pixels.sizes().vec();
+    shape[0] = global_b;
+    torch::Tensor x0 = sample_noise(shape, flow_.frame_correlation, gen).narrow(0, first, b);
+    torch::Tensor t = sample_t(global_b, flow_, gen).narrow(0, first, b);
+    const torch::Tensor& x1 = batch.pixels;
+    FlowPoint p = flow_path(x1, x0, t, flow_.sigma_min);
     torch::Tensor loss;
     {
       AutocastGuard autocast(tr.dtype == "bf16");
-      loss = training_loss(model_->forward(p.xt, t, texts), p, batch.pixels, t, flow_);
+      loss = training_loss(model_->forward(p.xt, t, texts), p, x1, t, flow_);
     }
     (loss / static_cast<double>(tr.grad_accum)).backward();
-    s.loss += loss.item<double>() / tr.grad_accum;
-    s.samples += b;
-    s.tokens += b * video_tokens(recipe_, batch.bucket.frames, batch.bucket.height, batch.bucket.width);
-    s.flops += step_flops(batch);
+    s.loss += (dp_ ? dp_->average(loss.item<double>()) : loss.item<double>()) / tr.grad_accum;
+    s.samples += global_b;
+    s.tokens += global_b * video_tokens(recipe_, batch.bucket.frames, batch.bucket.height, batch.bucket.width);
+    s.flops += step_flops(batch) * dp_size;
   }
+  if (dp_) dp_->average_gradients(params_);
   double max_norm = tr.grad_clip > 0 ? tr.grad_clip : std::numeric_limits<double>::infinity();
   s.grad_norm = torch::nn::utils::clip_grad_norm_(params_, max_norm);
   optimizer_->step();
@@ -337,7 +359,7 @@ void Trainer::run() {
         rec["val_loss_uncond"] = v.loss_uncond;
         val_text = cat(" | val ", v.loss, " (no caption ", v.loss_uncond, ")");
       }
-      metrics_->write(rec);
+      if (metrics_) metrics_->write(rec);
       char line[512];
       std::snprintf(line, sizeof(line),
                     "step %lld/%lld | loss %.4f | lr %.2e | %.1f samples/s | %s tok/s | %sFLOP/s "
@@ -350,7 +372,7 @@ void Trainer::run() {
       loss_sum = norm_sum = seconds = flops = 0;
       samples = tokens = count = 0;
     }
-    if ((tr.ckpt_every > 0 && step_ % tr.ckpt_every == 0) || step_ == tr.steps) {
+    if (writer_ && ((tr.ckpt_every > 0 && step_ % tr.ckpt_every == 0) || step_ == tr.steps)) {
       std::string path = save_checkpoint();
       log_info("checkpoint ", path);
     }

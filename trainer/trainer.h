@@ -16,6 +16,7 @@
 
 #include "data/loader.h"
 #include "model/t2v.h"
+#include "parallel/data_parallel.h"
 #include "trainer/ema.h"
 #include "trainer/flow_matching.h"
 #include "trainer/metrics.h"
@@ -52,8 +53,11 @@ ValidationResult validation_loss(model::T2VModel& model, const data::Dataset& va
 class Trainer {
  public:
   // Builds the model, optimizer, data and run directory from the recipe. With resume, loads
-  // the checkpoint `latest` names (if the run has one) and continues from it.
-  Trainer(Recipe recipe, bool resume);
+  // the checkpoint `latest` names (if the run has one) and continues from it. With `dp` (and
+  // more than one rank in its group), every rank takes its slice of each global batch and the
+  // gradients are averaged over the group; only rank 0 of the group writes files. `dp` must
+  // outlive the trainer.
+  Trainer(Recipe recipe, bool resume, parallel::DataParallel* dp = nullptr);
 
   // Trains until recipe.trainer.steps, logging, validating and checkpointing on the way.
   void run();
@@ -88,6 +92,8 @@ class Trainer {
   int64_t step_ = 0;                   // optimizer steps taken
   std::string last_position_json_;     // data position read from a resumed checkpoint
   double matmul_flops_ = 0;            // this machine's measured fp32 matmul rate
+  parallel::DataParallel* dp_ = nullptr;  // replicas to average gradients over, or none
+  bool writer_ = true;                 // writes recipe.yaml, metrics.jsonl and checkpoints
 };
 
 }  // namespace reel::trainer

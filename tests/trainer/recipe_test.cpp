@@ -136,6 +136,14 @@ const std::vector<std::string> kEveryKeyChanged = {
     "flow.t_mean=-0.5",
     "flow.t_std=2",
     "flow.caption_dropout=0.25",
+    "parallel.dp_replicate=2",
+    "parallel.dp_shard=3",
+    "parallel.cp=2",
+    "parallel.cp_mode=ring",
+    "parallel.tp=2",
+    "parallel.sequence_parallel=true",
+    "parallel.activation_checkpointing=full",
+    "parallel.timeout_s=30",
     "sample.steps=20",
     "sample.cfg=3.5",
     "sample.fps=12",
@@ -322,7 +330,7 @@ TEST_F(RecipeTest, UnknownKeyNamesLineKeySuggestionAndValidKeys) {
 TEST_F(RecipeTest, UnknownSectionNamesLineAndTopLevelKeys) {
   std::string message = error_of("seed: 1\ntraner:\n  steps: 1\n");
   expect_contains(message, {"bad.yaml:2:1: unknown key 'traner'; did you mean 'trainer'?",
-                            "valid top-level keys: seed, run, model, data, trainer, flow, sample, eval"});
+                            "valid top-level keys: seed, run, model, data, trainer, flow, parallel, sample, eval"});
   message = error_of("optimizer:\n  lr: 1\n");
   expect_contains(message, {"bad.yaml:1:1: unknown key 'optimizer'; valid top-level keys: seed, run"});
 }
@@ -501,3 +509,28 @@ TEST_F(RecipeTest, BadOverrideValuesAreReportedAgainstTheOverride) {
 }
 
 }  // namespace
+
+namespace reel::trainer {
+namespace {
+
+TEST(RecipeParallel, MeshKeysAreCheckedAgainstTheModel) {  // paths unchecked: runs from any directory
+  using reel::testing::expect_user_error;
+  static auto parse = [](const std::string& text) { return parse_recipe_text(text, "p.yaml", {}, false); };
+  Recipe r = parse("model:\n  heads: 4\nparallel:\n  tp: 2\n  dp_shard: -1\n");
+  EXPECT_EQ(r.parallel.tp, 2);
+  EXPECT_EQ(r.parallel.dp_shard, -1);
+  expect_user_error([] { parse("model:\n  heads: 4\nparallel:\n  tp: 3\n"); },
+                    "p.yaml:4:7: key 'parallel.tp' = 3 does not divide model.heads = 4");
+  expect_user_error([] { parse("parallel:\n  dp_shard: 0\n"); },
+                    "p.yaml:2:13: key 'parallel.dp_shard' = 0 must be >= 1, or -1");
+  expect_user_error([] { parse("parallel:\n  dp_shard: -2\n"); }, "parallel.dp_shard");
+  expect_user_error(
+      [] { parse("model:\n  heads: 4\nparallel:\n  cp: 8\n  cp_mode: ulysses\n"); },
+      "with cp_mode 'ulysses' needs model.heads / tp = 4 / 1 divisible by cp");
+  parse("model:\n  heads: 4\nparallel:\n  cp: 8\n  cp_mode: ring\n");  // any cp for ring
+  expect_user_error([] { parse("parallel:\n  cp_mode: rings\n"); }, "allgather_kv");
+  expect_user_error([] { parse("parallel:\n  timeout_s: 0\n"); }, "parallel.timeout_s");
+}
+
+}  // namespace
+}  // namespace reel::trainer

@@ -1,4 +1,5 @@
-// `reel ckpt inspect FILE`.
+// `reel ckpt inspect FILE` and `reel ckpt compare A B`.
+#include <algorithm>
 #include <cstdio>
 
 #include "common/error.h"
@@ -38,16 +39,57 @@ int inspect(int argc, char** argv, int first) {
   return 0;
 }
 
+// Exit 0 when every tensor under the prefix matches, 1 when one differs beyond the tolerance
+// (the mesh-equivalence tests use it), 2 for unreadable files or differing tensor sets.
+int compare(int argc, char** argv, int first) {
+  Command c("reel ckpt compare A B [--prefix P] [--rtol X]",
+            "Compares the tensors of two checkpoints: for each, ||a - b|| / ||a|| (2-norms). Exits 0 when all are\n"
+            "within --rtol, 1 when one is not, 2 when the tensor names or shapes differ.");
+  c.positional("A", "checkpoint file").positional("B", "checkpoint file")
+      .option("prefix", "P", "only tensors whose name starts with P (default model/)")
+      .option("rtol", "X", "tolerance (default 1e-5)")
+      .min_positionals(2)
+      .max_positionals(2);
+  auto args = c.parse(argc, argv, first);
+  if (!args) return 0;
+  const std::string prefix = args->get("prefix", "model/");
+  const double rtol = args->get_double("rtol", 1e-5);
+  trainer::Checkpoint a = trainer::load_checkpoint(args->positionals()[0]);
+  trainer::Checkpoint b = trainer::load_checkpoint(args->positionals()[1]);
+  double worst = 0;
+  std::string worst_name;
+  int64_t compared = 0;
+  for (const auto& [name, ta] : a.tensors) {
+    if (name.rfind(prefix, 0) != 0) continue;
+    auto it = b.tensors.find(name);
+    if (it == b.tensors.end()) fail(args->positionals()[1], " has no tensor '", name, "'");
+    if (it->second.sizes() != ta.sizes())
+      fail("tensor '", name, "' is ", ta.sizes(), " in A but ", it->second.sizes(), " in B");
+    auto x = ta.to(torch::kFloat64), y = it->second.to(torch::kFloat64);
+    const double rel = (x - y).norm().item<double>() / std::max(x.norm().item<double>(), 1e-30);
+    if (rel > rtol) std::printf("  %-60s ||a - b|| / ||a|| = %.3g\n", name.c_str(), rel);
+    if (rel >= worst) worst = rel, worst_name = name;
+    ++compared;
+  }
+  for (const auto& [name, tb] : b.tensors)
+    if (name.rfind(prefix, 0) == 0 && !a.tensors.count(name)) fail(args->positionals()[0], " has no tensor '", name, "'");
+  if (compared == 0) fail("no tensor name starts with '", prefix, "' in ", args->positionals()[0]);
+  std::printf("compared %lld tensors under '%s': largest ||a - b|| / ||a|| %.3g (%s), tolerance %.3g\n",
+              static_cast<long long>(compared), prefix.c_str(), worst, worst_name.c_str(), rtol);
+  return worst <= rtol ? 0 : 1;
+}
+
 }  // namespace
 
 int cmd_ckpt(int argc, char** argv, int first) {
   std::string sub = first < argc ? argv[first] : "";
   if (sub == "inspect") return inspect(argc, argv, first + 1);
+  if (sub == "compare") return compare(argc, argv, first + 1);
   if (sub == "--help" || sub == "-h") {
-    std::printf("usage: reel ckpt <subcommand>\n\nsubcommands:\n  inspect FILE    step, metadata, tensors\n");
+    std::printf("usage: reel ckpt <subcommand>\n\nsubcommands:\n  inspect FILE    step, metadata, tensors\n  compare A B     largest relative difference per tensor\n");
     return 0;
   }
-  fail("unknown `reel ckpt` subcommand '", sub, "'; known: inspect");
+  fail("unknown `reel ckpt` subcommand '", sub, "'; known: inspect, compare");
 }
 
 }  // namespace reel::cli

@@ -25,6 +25,7 @@ const char* kHelp =
     "  bench step RECIPE | bench matmul         measure training-step FLOP/s against the matmul rate\n"
     "  bench comm                                collective times and bandwidths (under mpirun)\n"
     "  ckpt inspect FILE                         list a checkpoint's step, recipe and tensors\n"
+    "  ckpt compare A B                          largest relative difference of their tensors\n"
     "\n"
     "options:\n"
     "  --help       this text; `reel <command> --help` lists a command's options\n"

@@ -1,0 +1,53 @@
+// Data parallelism over replicas (see data_parallel.h).
+#include "parallel/data_parallel.h"
+
+#include "common/error.h"
+
+namespace reel::parallel {
+
+BatchSlice batch_slice(int64_t batch, int rank, int size) {
+  if (batch % size != 0)
+    fail("data.batch_size = ", batch, " does not split over ", size, " data-parallel ranks; make it a multiple of ",
+         size);
+  const int64_t per_rank = batch / size;
+  return {rank * per_rank, (rank + 1) * per_rank};
+}
+
+void DataParallel::broadcast_parameters(const std::vector<torch::Tensor>& params) {
+  torch::NoGradGuard no_grad;
+  for (const auto& p : params) {
+    REEL_CHECK(p.is_contiguous(), "broadcast_parameters: parameter of shape ", p.sizes(), " is not contiguous");
+    group_.broadcast(p, 0);
+  }
+}
+
+void DataParallel::average_gradients(const std::vector<torch::Tensor>& params) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> flat;
+  flat.reserve(params.size());
+  for (const auto& p : params) {
+    torch::Tensor g = p.grad();
+    flat.push_back(g.defined() ? g.reshape({-1}).to(torch::kFloat) : torch::zeros({p.numel()}, torch::kFloat));
+  }
+  torch::Tensor buffer = torch::cat(flat);
+  group_.all_reduce(buffer, ReduceOp::kAvg);
+  int64_t offset = 0;
+  for (auto& p : params) {
+    const int64_t n = p.numel();
+    torch::Tensor mean = buffer.narrow(0, offset, n).view(p.sizes());
+    if (p.grad().defined()) {
+      p.mutable_grad().copy_(mean);
+    } else {
+      p.mutable_grad() = mean.to(p.scalar_type()).clone();
+    }
+    offset += n;
+  }
+}
+
+double DataParallel::average(double value) {
+  torch::Tensor t = torch::tensor({value}, torch::kDouble);
+  group_.all_reduce(t, ReduceOp::kAvg);
+  return t.item<double>();
+}
+
+}  // namespace reel::parallel
