@@ -244,12 +244,22 @@ StepStats Trainer::train_step() {
       loss = training_loss(model_->forward(p.xt, t, texts), p, x1, t, flow_);
     }
     (loss / static_cast<double>(tr.grad_accum)).backward();
-    s.loss += (dp_ ? dp_->average(loss.item<double>()) : loss.item<double>()) / tr.grad_accum;
+    double local_loss = loss.item<double>();
+    if (dp_) {
+      auto c0 = Clock::now();
+      local_loss = dp_->average(local_loss);
+      s.comm_seconds += std::chrono::duration<double>(Clock::now() - c0).count();
+    }
+    s.loss += local_loss / tr.grad_accum;
     s.samples += global_b;
     s.tokens += global_b * video_tokens(recipe_, batch.bucket.frames, batch.bucket.height, batch.bucket.width);
-    s.flops += step_flops(batch) * dp_size;
+    s.flops += step_flops(batch);  // this rank's, against this rank's matmul rate
   }
-  if (dp_) dp_->average_gradients(params_);
+  if (dp_) {
+    auto c0 = Clock::now();
+    dp_->average_gradients(params_);
+    s.comm_seconds += std::chrono::duration<double>(Clock::now() - c0).count();
+  }
   double max_norm = tr.grad_clip > 0 ? tr.grad_clip : std::numeric_limits<double>::infinity();
   s.grad_norm = torch::nn::utils::clip_grad_norm_(params_, max_norm);
   optimizer_->step();

@@ -29,10 +29,11 @@ struct StepStats {
   double loss = 0;          // mean flow-matching loss over the micro-batches
   double grad_norm = 0;     // global norm before clipping
   double lr = 0;
-  int64_t samples = 0;      // samples processed in this step
+  int64_t samples = 0;      // samples processed in this step (the global batch, every replica)
   int64_t tokens = 0;       // transformer tokens processed in this step
-  double flops = 0;         // model FLOPs of this step (forward + backward)
+  double flops = 0;         // model FLOPs of this step on this rank (forward + backward)
   double seconds = 0;       // wall time of the step
+  double comm_seconds = 0;  // of which waiting on data-parallel collectives (gradients, loss)
 };
 
 struct ValidationResult {

@@ -27,4 +27,9 @@ set +e
 rc=$?
 set -e
 [[ $rc -eq 1 ]] || die "compare of different weights exited $rc, expected 1"
+# bench step under mpirun reports the replicas' compute and communication time, once.
+out=$(mpirun --allow-run-as-root --oversubscribe -np 2 "$REEL" bench step $R "${ARGS[@]}" run.dir="$WORK/bench" \
+  parallel.dp_replicate=2 parallel.dp_shard=1 --steps 2 --warmup 1 2>&1) || die "bench step: $out"
+[[ $(grep -c "2 data-parallel replicas (rank 0's times): .* ms/step computing, .* ms/step waiting" <<<"$out") -eq 1 ]] ||
+  die "bench step output: $out"
 echo "PASS"

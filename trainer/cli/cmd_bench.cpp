@@ -12,6 +12,7 @@
 #include "parallel/mpi_runtime.h"
 #include "trainer/cli/args.h"
 #include "trainer/cli/commands.h"
+#include "trainer/cli/launch.h"
 #include "trainer/metrics.h"
 #include "trainer/recipe.h"
 #include "trainer/trainer.h"
@@ -87,20 +88,24 @@ int bench_step(int argc, char** argv, int first) {
   auto args = c.parse(argc, argv, first);
   if (!args) return 0;
   std::vector<std::string> overrides(args->positionals().begin() + 1, args->positionals().end());
-  trainer::Recipe recipe = trainer::load_recipe(args->positionals()[0], overrides);
-  recipe.run.dir += "/bench";  // train_step() alone: no validation or checkpoints while timing
   const int64_t steps = args->get_int("steps", 20), warmup = args->get_int("warmup", 3);
   if (steps < 1 || warmup < 0) fail("--steps must be >= 1 and --warmup >= 0");
-  trainer::Trainer t(recipe, false);
+  auto launch = TrainingLaunch::start(args->positionals()[0], overrides);
+  if (!launch) return kUserErrorExit;
+  trainer::Recipe& recipe = (*launch)->recipe();
+  recipe.run.dir += "/bench";  // train_step() alone: no validation or checkpoints while timing
+  trainer::Trainer t(recipe, false, (*launch)->data_parallel());
+  const bool rank0 = launch_info().rank == 0;
   for (int64_t i = 0; i < warmup; ++i) t.train_step();
   std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
   const std::string profile_path = args->get("profile", "");
   if (!profile_path.empty()) profile = std::make_unique<torch::autograd::profiler::RecordProfile>(profile_path);
-  double seconds = 0, flops = 0;
+  double seconds = 0, flops = 0, comm = 0;
   int64_t samples = 0, tokens = 0;
   for (int64_t i = 0; i < steps; ++i) {
     trainer::StepStats s = t.train_step();
     seconds += s.seconds;
+    comm += s.comm_seconds;
     flops += s.flops;
     samples += s.samples;
     tokens += s.tokens;
@@ -109,6 +114,7 @@ int bench_step(int argc, char** argv, int first) {
     profile.reset();  // writes the trace
     std::printf("operator trace: %s\n", profile_path.c_str());
   }
+  if (!rank0) return 0;
   const double rate = flops / seconds;
   std::printf("bench step %s: %lld steps, %.1f ms/step, %.1f samples/s, %.0f tokens/s\n",
               recipe.source.c_str(), static_cast<long long>(steps), 1000 * seconds / steps,
@@ -116,6 +122,11 @@ int bench_step(int argc, char** argv, int first) {
   std::printf("  achieved %.1f GFLOP/s = %.1f%% of the measured matmul rate %.1f GFLOP/s (%lld params)\n",
               rate / 1e9, 100 * rate / t.matmul_flops(), t.matmul_flops() / 1e9,
               static_cast<long long>(t.parameter_count()));
+  if (auto* dp = (*launch)->data_parallel()) {
+    std::printf("  %d data-parallel replicas (rank 0's times): %.1f ms/step computing, %.1f ms/step waiting on "
+                "collectives (%.1f%%)\n", dp->group().size(), 1000 * (seconds - comm) / steps, 1000 * comm / steps,
+                100 * comm / seconds);
+  }
   return 0;
 }
 

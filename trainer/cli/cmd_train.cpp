@@ -1,13 +1,8 @@
 // `reel train RECIPE [key=value ...] [--resume]`.
 #include "common/error.h"
-#include "common/runtime.h"
-#include "parallel/data_parallel.h"
-#include "parallel/mesh.h"
-#include "parallel/mpi_communicator.h"
-#include "parallel/mpi_runtime.h"
-#include "parallel/parallel_dims.h"
 #include "trainer/cli/args.h"
 #include "trainer/cli/commands.h"
+#include "trainer/cli/launch.h"
 #include "trainer/recipe.h"
 #include "trainer/trainer.h"
 
@@ -25,37 +20,10 @@ int cmd_train(int argc, char** argv, int first) {
   auto args = c.parse(argc, argv, first);
   if (!args) return 0;
   std::vector<std::string> overrides(args->positionals().begin() + 1, args->positionals().end());
-  const LaunchInfo launch = launch_info();
-  trainer::Recipe recipe;
-  parallel::ParallelDims dims;
-  try {
-    // Every rank reads the same recipe and finds the same fault: rank 0 reports it, every rank exits 2.
-    recipe = trainer::load_recipe(args->positionals()[0], overrides);
-    const trainer::ParallelSection& p = recipe.parallel;
-    dims = parallel::ParallelDims{int(p.dp_replicate), int(p.dp_shard), int(p.cp), int(p.tp)}.resolved(launch.world_size);
-    if (dims.dp_shard > 1 || dims.cp > 1 || dims.tp > 1)
-      fail("this job's mesh is ", dims.describe(), ", but FSDP (dp_shard > 1), context parallel and tensor parallel ",
-           "are not built yet; replicate the model instead: parallel.dp_replicate=", launch.world_size,
-           " parallel.dp_shard=1");
-    parallel::batch_slice(recipe.data.batch_size, 0, dims.dp_replicate);  // the global batch must split evenly
-  } catch (const UserError&) {
-    if (launch.rank == 0) throw;
-    return kUserErrorExit;
-  }
-  if (launch.world_size == 1) {
-    trainer::Trainer t(recipe, args->flag("resume"));
-    t.run();
-    return 0;
-  }
-  // Replicas: MPI, the watchdog, the mesh's replicate group and data parallelism over it.
-  parallel::MpiRuntime mpi;
-  parallel::Watchdog watchdog({recipe.parallel.timeout_s, 1.0});
-  auto world = parallel::MpiCommunicator::world(watchdog);
-  parallel::Mesh mesh(*world, dims);
-  parallel::DataParallel dp(mesh.group(parallel::MeshGroup::kReplicate));
-  trainer::Trainer t(recipe, args->flag("resume"), &dp);
+  auto launch = TrainingLaunch::start(args->positionals()[0], overrides);
+  if (!launch) return kUserErrorExit;
+  trainer::Trainer t((*launch)->recipe(), args->flag("resume"), (*launch)->data_parallel());
   t.run();
-  world->barrier();  // no rank finalises MPI while another still needs it
   return 0;
 }
 

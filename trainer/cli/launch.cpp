@@ -1,0 +1,43 @@
+// The shared start of `reel train` and `reel bench step` (see launch.h).
+#include "trainer/cli/launch.h"
+
+#include "common/error.h"
+#include "common/runtime.h"
+
+namespace reel::cli {
+
+std::optional<std::unique_ptr<TrainingLaunch>> TrainingLaunch::start(const std::string& recipe_path,
+                                                                     const std::vector<std::string>& overrides) {
+  const LaunchInfo launch = launch_info();
+  std::unique_ptr<TrainingLaunch> l(new TrainingLaunch());
+  try {
+    // Every rank reads the same recipe and finds the same fault: rank 0 reports it.
+    l->recipe_ = trainer::load_recipe(recipe_path, overrides);
+    const trainer::ParallelSection& p = l->recipe_.parallel;
+    l->dims_ = parallel::ParallelDims{int(p.dp_replicate), int(p.dp_shard), int(p.cp), int(p.tp)}.resolved(
+        launch.world_size);
+    const parallel::ParallelDims& d = l->dims_;
+    if (d.dp_shard > 1 || d.cp > 1 || d.tp > 1)
+      fail("this job's mesh is ", d.describe(), ", but FSDP (dp_shard > 1), context parallel and tensor parallel ",
+           "are not built yet; replicate the model instead: parallel.dp_replicate=", launch.world_size,
+           " parallel.dp_shard=1");
+    parallel::batch_slice(l->recipe_.data.batch_size, 0, d.dp_replicate);  // the global batch must split evenly
+  } catch (const UserError&) {
+    if (launch.rank == 0) throw;
+    return std::nullopt;
+  }
+  if (launch.world_size > 1) {
+    l->mpi_ = std::make_unique<parallel::MpiRuntime>();
+    l->watchdog_ = std::make_unique<parallel::Watchdog>(parallel::WatchdogOptions{l->recipe_.parallel.timeout_s, 1.0});
+    l->world_ = parallel::MpiCommunicator::world(*l->watchdog_);
+    l->mesh_ = std::make_unique<parallel::Mesh>(*l->world_, l->dims_);
+    l->dp_ = std::make_unique<parallel::DataParallel>(l->mesh_->group(parallel::MeshGroup::kReplicate));
+  }
+  return l;
+}
+
+TrainingLaunch::~TrainingLaunch() {
+  if (world_ && !std::uncaught_exceptions()) world_->barrier();
+}
+
+}  // namespace reel::cli
