@@ -77,8 +77,9 @@ class Communicator {
   void barrier() { barrier_async()->wait(); }
 
  protected:
-  Communicator(std::string name, int rank, int size, std::vector<int> world_ranks)
-      : name_(std::move(name)), rank_(rank), size_(size), world_ranks_(std::move(world_ranks)) {}
+  Communicator(std::string name, int rank, std::vector<int> world_ranks)
+      : name_(std::move(name)), rank_(rank), size_(static_cast<int>(world_ranks.size())),
+        world_ranks_(std::move(world_ranks)) {}
 
   // Fatal unless the tensors are contiguous, defined and hold `expected` elements; names the
   // operation, the group, this rank and the sizes.

@@ -5,12 +5,11 @@
 
 namespace reel::parallel {
 
-BatchSlice batch_slice(int64_t batch, int rank, int size) {
+int64_t per_rank_batch(int64_t batch, int size) {
   if (batch % size != 0)
     fail("data.batch_size = ", batch, " does not split over ", size, " data-parallel ranks; make it a multiple of ",
          size);
-  const int64_t per_rank = batch / size;
-  return {rank * per_rank, (rank + 1) * per_rank};
+  return batch / size;
 }
 
 void DataParallel::broadcast_parameters(const std::vector<torch::Tensor>& params) {
@@ -21,14 +20,15 @@ void DataParallel::broadcast_parameters(const std::vector<torch::Tensor>& params
   }
 }
 
-void DataParallel::average_gradients(const std::vector<torch::Tensor>& params) {
+double DataParallel::average_gradients(const std::vector<torch::Tensor>& params, double loss) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> flat;
-  flat.reserve(params.size());
+  flat.reserve(params.size() + 1);
   for (const auto& p : params) {
     torch::Tensor g = p.grad();
     flat.push_back(g.defined() ? g.reshape({-1}).to(torch::kFloat) : torch::zeros({p.numel()}, torch::kFloat));
   }
+  flat.push_back(torch::tensor({static_cast<float>(loss)}));  // the last element
   torch::Tensor buffer = torch::cat(flat);
   group_.all_reduce(buffer, ReduceOp::kAvg);
   int64_t offset = 0;
@@ -42,12 +42,7 @@ void DataParallel::average_gradients(const std::vector<torch::Tensor>& params) {
     }
     offset += n;
   }
-}
-
-double DataParallel::average(double value) {
-  torch::Tensor t = torch::tensor({value}, torch::kDouble);
-  group_.all_reduce(t, ReduceOp::kAvg);
-  return t.item<double>();
+  return buffer[offset].item<double>();
 }
 
 }  // namespace reel::parallel

@@ -14,12 +14,9 @@
 
 namespace reel::parallel {
 
-// Samples [begin, end) of a global batch of `batch` samples that group rank `rank` of `size` takes.
-struct BatchSlice {
-  int64_t begin = 0, end = 0;
-};
-// UserError when `batch` does not split evenly over `size` ranks (names both and what to change).
-BatchSlice batch_slice(int64_t batch, int rank, int size);
+// The samples each of `size` ranks takes from a global batch of `batch`. UserError when it does not
+// split evenly (names both and what to change).
+int64_t per_rank_batch(int64_t batch, int size);
 
 class DataParallel {
  public:
@@ -28,11 +25,9 @@ class DataParallel {
   Communicator& group() { return group_; }
   // Every replica gets rank 0's values (collective).
   void broadcast_parameters(const std::vector<torch::Tensor>& params);
-  // Gradients (fp32, defined or treated as zero) replaced by their mean over the group: flattened
-  // into one buffer, one all_reduce (segmented by the backend), copied back (collective).
-  void average_gradients(const std::vector<torch::Tensor>& params);
-  // The mean over the group of a scalar (collective).
-  double average(double value);
+  // Gradients (undefined ones count as zero) replaced by their mean over the group, and the mean
+  // of `loss` returned: one buffer, one all_reduce (segmented by the backend) per step (collective).
+  double average_gradients(const std::vector<torch::Tensor>& params, double loss);
 
  private:
   Communicator& group_;

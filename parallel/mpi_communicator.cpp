@@ -157,8 +157,7 @@ int comm_rank(MPI_Comm comm) {
 }  // namespace
 
 MpiCommunicator::MpiCommunicator(MPI_Comm comm, bool owned, std::string name, uint64_t id, Watchdog& watchdog)
-    : Communicator(std::move(name), comm_rank(comm), static_cast<int>(world_ranks_of(comm).size()),
-                   world_ranks_of(comm)),
+    : Communicator(std::move(name), comm_rank(comm), world_ranks_of(comm)),
       comm_(comm), owned_(owned), id_(id), watchdog_(watchdog) {
   watchdog_.add_group(id_, this->name());
 }

@@ -115,7 +115,6 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::DataParallel* dp)
   if (dp != nullptr && dp->group().size() > 1) {
     dp_ = dp;
     writer_ = dp_->group().rank() == 0;
-    parallel::batch_slice(recipe_.data.batch_size, dp_->group().rank(), dp_->group().size());  // divisible?
   }
   int threads = configure_threads(static_cast<int>(tr.threads));
 
@@ -170,7 +169,7 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::DataParallel* dp)
   data::LoaderOptions lo;
   lo.batch_size = static_cast<int>(recipe_.data.batch_size);
   if (dp_) {  // each replica loads its part of every global batch
-    lo.batch_size /= dp_->group().size();
+    lo.batch_size = static_cast<int>(parallel::per_rank_batch(recipe_.data.batch_size, dp_->group().size()));
     lo.rank = dp_->group().rank();
     lo.world_size = dp_->group().size();
   }
@@ -244,20 +243,14 @@ StepStats Trainer::train_step() {
       loss = training_loss(model_->forward(p.xt, t, texts), p, x1, t, flow_);
     }
     (loss / static_cast<double>(tr.grad_accum)).backward();
-    double local_loss = loss.item<double>();
-    if (dp_) {
-      auto c0 = Clock::now();
-      local_loss = dp_->average(local_loss);
-      s.comm_seconds += std::chrono::duration<double>(Clock::now() - c0).count();
-    }
-    s.loss += local_loss / tr.grad_accum;
+    s.loss += loss.item<double>() / tr.grad_accum;  // this rank's; averaged over replicas below
     s.samples += global_b;
     s.tokens += global_b * video_tokens(recipe_, batch.bucket.frames, batch.bucket.height, batch.bucket.width);
     s.flops += step_flops(batch);  // this rank's, against this rank's matmul rate
   }
   if (dp_) {
     auto c0 = Clock::now();
-    dp_->average_gradients(params_);
+    s.loss = dp_->average_gradients(params_, s.loss);
     s.comm_seconds += std::chrono::duration<double>(Clock::now() - c0).count();
   }
   double max_norm = tr.grad_clip > 0 ? tr.grad_clip : std::numeric_limits<double>::infinity();

@@ -173,10 +173,14 @@ cudaEvent_t NcclComm::recv(void* buffer, size_t count, ncclDataType_t type, int 
   return end();
 }
 
-bool NcclComm::query(cudaEvent_t done) {
+void NcclComm::check_async_error() {
   ncclResult_t async_error = ncclSuccess;
   NCCL_CHECK(ncclCommGetAsyncError(comm_, &async_error));
   NCCL_CHECK(async_error);
+}
+
+bool NcclComm::query(cudaEvent_t done) {
+  check_async_error();
   cudaError_t status = cudaEventQuery(done);
   if (status == cudaErrorNotReady) return false;
   CUDA_CHECK(status);

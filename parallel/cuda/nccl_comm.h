@@ -57,6 +57,7 @@ class NcclComm {
 
   // Non-blocking: true once `done` has completed; fatal when NCCL reports an asynchronous error.
   bool query(cudaEvent_t done);
+  void check_async_error();  // fatal when NCCL reports an asynchronous error
   // Aborts the NCCL communicator (pending operations fail instead of hanging); for the watchdog.
   void abort();
 

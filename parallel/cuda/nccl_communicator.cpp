@@ -65,7 +65,7 @@ class NcclWork final : public Work {
 }  // namespace
 
 NcclCommunicator::NcclCommunicator(std::unique_ptr<MpiCommunicator> group, Watchdog& watchdog)
-    : Communicator(group->name(), group->rank(), group->size(), group->world_ranks()),
+    : Communicator(group->name(), group->rank(), group->world_ranks()),
       group_(std::move(group)), watchdog_(watchdog), id_(group_->id() ^ kNcclIdSalt) {
   watchdog_.add_group(id_, name() + "/nccl");
   nccl_ = std::make_unique<cuda::NcclComm>(group_->comm());
@@ -165,11 +165,7 @@ void NcclCommunicator::synchronize() {
   for (int64_t polls = 0; cudaStreamQuery(nccl_->stream()) == cudaErrorNotReady; ++polls) {
     std::this_thread::sleep_for(std::chrono::microseconds(50));
     if (polls % 2000 == 0) {
-      cudaEvent_t probe;
-      CUDA_CHECK(cudaEventCreateWithFlags(&probe, cudaEventDisableTiming));
-      CUDA_CHECK(cudaEventRecord(probe, nccl_->stream()));
-      nccl_->query(probe);  // fatal on an asynchronous NCCL error
-      cudaEventDestroy(probe);
+      nccl_->check_async_error();
       watchdog_.check_local_deadline();
     }
   }

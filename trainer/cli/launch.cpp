@@ -21,7 +21,7 @@ std::optional<std::unique_ptr<TrainingLaunch>> TrainingLaunch::start(const std::
       fail("this job's mesh is ", d.describe(), ", but FSDP (dp_shard > 1), context parallel and tensor parallel ",
            "are not built yet; replicate the model instead: parallel.dp_replicate=", launch.world_size,
            " parallel.dp_shard=1");
-    parallel::batch_slice(l->recipe_.data.batch_size, 0, d.dp_replicate);  // the global batch must split evenly
+    parallel::per_rank_batch(l->recipe_.data.batch_size, d.dp_replicate);  // the global batch must split evenly
   } catch (const UserError&) {
     if (launch.rank == 0) throw;
     return std::nullopt;
