@@ -35,4 +35,10 @@ void T2VModelImpl::init_weights(uint64_t seed) {
   transformer->init_weights(gen);
 }
 
+std::vector<std::string> T2VModelImpl::block_prefixes() const {
+  std::vector<std::string> prefixes;
+  for (size_t i = 0; i < transformer->block_list().size(); ++i) prefixes.push_back(cat("transformer.blocks.", i, "."));
+  return prefixes;
+}
+
 }  // namespace reel::model

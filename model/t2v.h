@@ -32,6 +32,9 @@ class T2VModelImpl : public torch::nn::Module {
   // Seeded, deterministic (the same seed gives bit-identical weights on CPU).
   void init_weights(uint64_t seed);
   const T2VOptions& options() const { return options_; }
+  // The parameter-name prefixes of the transformer blocks in the order they run
+  // ("transformer.blocks.0.", ...): the units a parallelize step shards or recomputes.
+  std::vector<std::string> block_prefixes() const;
 
   TextConditioner text{nullptr};
   VideoTransformer transformer{nullptr};

@@ -74,7 +74,10 @@ torch::Tensor VideoTransformerImpl::forward(const torch::Tensor& x, const torch:
   }
   auto time_act = torch::silu(emb);                         // (B, D)
   auto shared_mod = adaln(time_act).view({b, 6, o.dim});    // (B, 6, D)
-  for (auto& block : block_list_) h = block(h + pos, shared_mod, text);
+  for (size_t i = 0; i < block_list_.size(); ++i) {
+    auto run = [&, i] { return block_list_[i](h + pos, shared_mod, text); };
+    h = runner_ ? runner_(static_cast<int64_t>(i), run) : run();
+  }
   auto out = unpatchify(final(h, time_act), o.patch, o.in_channels, xin.size(2), x.size(3), x.size(4));
   return xin.size(2) == frames ? out : out.narrow(2, 0, frames);  // the padding frames' outputs dropped
 }

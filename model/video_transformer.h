@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "model/layers.h"
@@ -43,6 +44,11 @@ int64_t resolved_ffn_dim(const VideoTransformerOptions& o);
 // and shifts every token through adaLN, not only through cross-attention.
 // Parameter names: patch_embed.*, pos_embed.{t,h,w}, time_embed.*, adaln.*, text_pool.* (only
 // with pooled_text), blocks.<i>.*, final.*.
+// How the transformer runs block `index`: call `run` (which runs it) and return its output, doing
+// whatever else around it. parallel/ installs one (FSDP gathers the block's parameters around it,
+// activation checkpointing recomputes it), so the model itself stays free of parallelism.
+using BlockRunner = std::function<torch::Tensor(int64_t index, const std::function<torch::Tensor()>& run)>;
+
 class VideoTransformerImpl : public torch::nn::Module {
  public:
   explicit VideoTransformerImpl(VideoTransformerOptions o);
@@ -53,6 +59,8 @@ class VideoTransformerImpl : public torch::nn::Module {
   void init_weights(at::Generator& gen);
   const VideoTransformerOptions& options() const { return options_; }
   const std::vector<VideoBlock>& block_list() const { return block_list_; }
+  // Replaces how blocks are run (an empty function: call them directly, the default).
+  void set_block_runner(BlockRunner runner) { runner_ = std::move(runner); }
 
   torch::nn::Linear patch_embed{nullptr};        // C*pt*ph*pw -> D
   FactorizedPositionEmbedding pos_embed{nullptr};
@@ -65,6 +73,7 @@ class VideoTransformerImpl : public torch::nn::Module {
  private:
   VideoTransformerOptions options_;
   std::vector<VideoBlock> block_list_;  // the same modules as `blocks`, typed
+  BlockRunner runner_;
 };
 TORCH_MODULE(VideoTransformer);
 

@@ -57,13 +57,30 @@ torch::Tensor output_to_velocity(const torch::Tensor& output, const torch::Tenso
   return (output - keep * xt) / noise_fraction.to(output.scalar_type());
 }
 
+namespace {
+
+// flow_loss plus weight x the MSE of the differences between consecutive frames (dim -3 of
+// (B, C, F, H, W)); clips of one frame have none.
+torch::Tensor with_temporal_term(const torch::Tensor& prediction, const torch::Tensor& target, double weight) {
+  torch::Tensor loss = flow_loss(prediction, target);
+  const int64_t frames = prediction.size(-3);
+  if (weight == 0 || frames < 2) return loss;
+  auto diff = [frames](const torch::Tensor& x) {
+    auto x32 = x.to(torch::kFloat32);
+    return x32.narrow(-3, 1, frames - 1) - x32.narrow(-3, 0, frames - 1);
+  };
+  return loss + weight * torch::mse_loss(diff(prediction), diff(target));
+}
+
+}  // namespace
+
 torch::Tensor training_loss(const torch::Tensor& output, const FlowPoint& p, const torch::Tensor& x1,
                             const torch::Tensor& t, const FlowMatchingOptions& options) {
   if (options.loss == FlowSpace::kData) {
     REEL_CHECK(options.prediction == FlowSpace::kData, "a data-space loss needs a data prediction");
-    return flow_loss(output, x1);
+    return with_temporal_term(output, x1, options.temporal_weight);
   }
-  return flow_loss(output_to_velocity(output, p.xt, t, options), p.target);
+  return with_temporal_term(output_to_velocity(output, p.xt, t, options), p.target, options.temporal_weight);
 }
 
 torch::Tensor flow_loss(const torch::Tensor& prediction, const torch::Tensor& target) {

@@ -29,6 +29,9 @@ struct FlowMatchingOptions {
   FlowSpace prediction = FlowSpace::kVelocity;  // what the network outputs
   FlowSpace loss = FlowSpace::kVelocity;        // kData: MSE of the predicted x1 (needs prediction kData)
   double frame_correlation = 0.0;  // correlation of the noise between the frames of a clip, in [0, 1)
+  // > 0 adds temporal_weight x the MSE of the frame-to-frame differences (along F) to the loss:
+  // motion lives in those differences, a small share of the plain MSE.
+  double temporal_weight = 0.0;
   double t_mean = 0.0;      // mean of the logit-normal's underlying normal
   double t_std = 1.0;       // its standard deviation (> 0)
 };

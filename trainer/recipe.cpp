@@ -143,12 +143,14 @@ void visit_fields(V& v, S& s) {
     v.value("frame_correlation", s.frame_correlation, zero_to_below_one());
     v.value("loss", s.loss, one_of({"velocity", "data"}));
     v.value("prediction", s.prediction, one_of({"velocity", "data"}));
+    v.value("temporal_weight", s.temporal_weight, at_least(0.0));
     v.value("t_mean", s.t_mean, any_number());
     v.value("t_std", s.t_std, above(0));
     v.value("caption_dropout", s.caption_dropout, zero_to_below_one());
   } else if constexpr (std::is_same_v<T, ParallelSection>) {
     v.value("dp_replicate", s.dp_replicate, at_least(1));
     v.value("dp_shard", s.dp_shard, at_least(-1));  // 0 refused in check_recipe
+    v.value("reshard_after_forward", s.reshard_after_forward, nullptr);
     v.value("cp", s.cp, at_least(1));
     v.value("cp_mode", s.cp_mode, one_of({"allgather_kv", "ulysses", "ring"}));
     v.value("tp", s.tp, at_least(1));

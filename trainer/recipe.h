@@ -93,17 +93,20 @@ struct FlowSection {
   double frame_correlation = 0.0;  // noise correlation between a clip's frames, in [0, 1); 0 = Movie Gen
   std::string loss = "velocity";        // where the loss compares: "velocity" | "data" (needs prediction: data)
   std::string prediction = "velocity";  // what the network outputs: "velocity" (Movie Gen) | "data" (x1)
+  double temporal_weight = 0.0;  // weight of the extra loss on frame-to-frame differences, >= 0; 0 = Movie Gen
   double t_mean = 0.0;           // mean of the logit-normal timestep distribution (any finite value)
   double t_std = 1.0;            // std of the logit-normal timestep distribution, > 0
   double caption_dropout = 0.1;  // probability of training with an empty caption (for CFG), in [0, 1)
 };
 
 // The parallel layout (parallel/parallel_dims.h) and its options. dp_replicate x dp_shard x cp
-// x tp must equal the number of ranks. Today `reel train` runs replicas (dp_replicate = ranks,
-// dp_shard = 1) and refuses the rest before any work: FSDP, TP and CP are not built yet (issue 3).
+// x tp must equal the number of ranks. Today `reel train` runs replicas (dp_shard = 1), FSDP
+// (dp_shard > 1) and HSDP (both > 1), and refuses cp > 1 and tp > 1 before any work (issue 3).
 struct ParallelSection {
   int64_t dp_replicate = 1;          // HSDP replicas, >= 1
   int64_t dp_shard = -1;             // FSDP shards, >= 1, or -1 = the ranks left over
+  bool reshard_after_forward = true;  // FSDP: release each block's gathered parameters after its
+                                      // forward (gather again in backward); false keeps them
   int64_t cp = 1;                    // context-parallel ranks, >= 1
   std::string cp_mode = "allgather_kv";  // "allgather_kv" (Movie Gen) | "ulysses" (heads % cp == 0) | "ring"
   int64_t tp = 1;                    // tensor-parallel ranks, >= 1; model.heads % tp == 0

@@ -47,6 +47,7 @@ FlowMatchingOptions flow_options(const Recipe& recipe) {
   f.prediction = parse_flow_space(recipe.flow.prediction);
   f.frame_correlation = recipe.flow.frame_correlation;
   f.loss = parse_flow_space(recipe.flow.loss);
+  f.temporal_weight = recipe.flow.temporal_weight;
   return f;
 }
 

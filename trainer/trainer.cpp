@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <map>
+#include <set>
 
 #include "common/error.h"
 #include "common/fs.h"
@@ -109,12 +111,16 @@ ValidationResult validation_loss(model::T2VModel& model, const data::Dataset& va
   return result;
 }
 
-Trainer::Trainer(Recipe recipe, bool resume, parallel::DataParallel* dp)
+Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
     : recipe_(std::move(recipe)), flow_(flow_options(recipe_)) {
   const TrainerSection& tr = recipe_.trainer;
-  if (dp != nullptr && dp->group().size() > 1) {
-    dp_ = dp;
-    writer_ = dp_->group().rank() == 0;
+  if (mesh != nullptr && mesh->world().size() > 1) {
+    mesh_ = mesh;
+    writer_ = mesh->world().rank() == 0;
+    data_group_ = &mesh->group(parallel::MeshGroup::kDp);
+    if (mesh->dims().dp_shard == 1 && mesh->dims().dp_replicate > 1) {
+      dp_ = std::make_unique<parallel::DataParallel>(mesh->group(parallel::MeshGroup::kReplicate));
+    }
   }
   int threads = configure_threads(static_cast<int>(tr.threads));
 
@@ -166,12 +172,14 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::DataParallel* dp)
     }
   }
 
+  if (mesh_ && mesh_->dims().dp_shard > 1) shard_model();  // after a resume: the loaded state is sharded
+
   data::LoaderOptions lo;
   lo.batch_size = static_cast<int>(recipe_.data.batch_size);
-  if (dp_) {  // each replica loads its part of every global batch
-    lo.batch_size = static_cast<int>(parallel::per_rank_batch(recipe_.data.batch_size, dp_->group().size()));
-    lo.rank = dp_->group().rank();
-    lo.world_size = dp_->group().size();
+  if (data_group_) {  // each data-parallel rank loads its part of every global batch
+    lo.batch_size = static_cast<int>(parallel::per_rank_batch(recipe_.data.batch_size, data_group_->size()));
+    lo.rank = data_group_->rank();
+    lo.world_size = data_group_->size();
   }
   lo.seed = recipe_.seed;
   lo.workers = static_cast<int>(recipe_.data.workers);
@@ -223,7 +231,7 @@ StepStats Trainer::train_step() {
     // Dropout, noise and t are drawn for the whole global batch on every rank, which keeps its
     // rows: the same numbers as one process drawing for the whole batch.
     const int64_t b = batch.pixels.size(0);
-    const int dp_size = dp_ ? dp_->group().size() : 1, dp_rank = dp_ ? dp_->group().rank() : 0;
+    const int dp_size = data_group_ ? data_group_->size() : 1, dp_rank = data_group_ ? data_group_->rank() : 0;
     const int64_t global_b = b * dp_size, first = b * dp_rank;
     std::vector<std::string> texts = conditioning_texts(batch);
     torch::Tensor drop = at::rand({global_b}, gen).narrow(0, first, b).contiguous();
@@ -243,20 +251,35 @@ StepStats Trainer::train_step() {
       loss = training_loss(model_->forward(p.xt, t, texts), p, x1, t, flow_);
     }
     (loss / static_cast<double>(tr.grad_accum)).backward();
+    if (fsdp_) {
+      auto c0 = Clock::now();
+      fsdp_->finish_backward();  // the gradients reduce-scattered into the shards
+      s.comm_seconds += std::chrono::duration<double>(Clock::now() - c0).count();
+    }
     s.loss += loss.item<double>() / tr.grad_accum;  // this rank's; averaged over replicas below
     s.samples += global_b;
     s.tokens += global_b * video_tokens(recipe_, batch.bucket.frames, batch.bucket.height, batch.bucket.width);
     s.flops += step_flops(batch);  // this rank's, against this rank's matmul rate
   }
-  if (dp_) {
-    auto c0 = Clock::now();
-    s.loss = dp_->average_gradients(params_, s.loss);
-    s.comm_seconds += std::chrono::duration<double>(Clock::now() - c0).count();
-  }
   double max_norm = tr.grad_clip > 0 ? tr.grad_clip : std::numeric_limits<double>::infinity();
-  s.grad_norm = torch::nn::utils::clip_grad_norm_(params_, max_norm);
+  auto c0 = Clock::now();
+  if (dp_) {
+    s.loss = dp_->average_gradients(params_, s.loss);
+  } else if (fsdp_) {
+    fsdp_->synchronize();  // HSDP: the shards' gradients averaged over the replicas
+    torch::Tensor loss = torch::tensor({s.loss}, torch::kFloat64);
+    data_group_->all_reduce(loss, parallel::ReduceOp::kAvg);
+    s.loss = loss.item<double>();
+  }
+  if (fsdp_) {
+    s.grad_norm = fsdp_->clip_grad_norm(max_norm);
+  } else {
+    s.grad_norm = torch::nn::utils::clip_grad_norm_(params_, max_norm);
+  }
+  s.comm_seconds += std::chrono::duration<double>(Clock::now() - c0).count();
   optimizer_->step();
-  if (ema_) ema_->update(*model_, step_);
+  if (fsdp_) fsdp_->after_optimizer_step();
+  if (ema_) fsdp_ ? ema_->update(params_, step_) : ema_->update(*model_, step_);
   ++step_;
   s.step = step_;
   s.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -267,17 +290,117 @@ ValidationResult Trainer::validate() {
   return validation_loss(model_, *val_data_, recipe_, recipe_.trainer.val_samples);
 }
 
+namespace {
+
+std::string state_key(const torch::Tensor& t) { return c10::guts::to_string(t.unsafeGetTensorImpl()); }
+
+const torch::optim::AdamWParamState* adamw_state(const torch::optim::AdamW& opt, const torch::Tensor& param) {
+  auto it = opt.state().find(state_key(param));
+  return it == opt.state().end() ? nullptr : static_cast<const torch::optim::AdamWParamState*>(it->second.get());
+}
+
+}  // namespace
+
+void Trainer::shard_model() {
+  const TrainerSection& tr = recipe_.trainer;
+  parallel::FsdpOptions fo;
+  fo.reshard_after_forward = recipe_.parallel.reshard_after_forward;
+  // The plain optimizer's state and EMA (a resumed checkpoint's), by parameter name.
+  std::map<std::string, const torch::optim::AdamWParamState*> states;
+  std::map<std::string, torch::Tensor> ema_by_name;
+  for (const auto& p : model_->named_parameters()) states[p.key()] = adamw_state(*optimizer_, p.value());
+  if (ema_) {
+    for (size_t i = 0; i < ema_->names().size(); ++i) ema_by_name[ema_->names()[i]] = ema_->shadow()[i];
+  }
+  fsdp_ = std::make_unique<parallel::Fsdp>(*model_, model_->block_prefixes(),
+                                           mesh_->group(parallel::MeshGroup::kFsdp),
+                                           &mesh_->group(parallel::MeshGroup::kReplicate), fo);
+  model_->transformer->set_block_runner(
+      [this](int64_t i, const std::function<torch::Tensor()>& run) { return fsdp_->run_unit(i, run); });
+  params_ = fsdp_->shards();
+
+  torch::optim::AdamWOptions adam(tr.lr);
+  adam.betas({tr.beta1, tr.beta2}).eps(tr.eps).weight_decay(tr.weight_decay);
+  auto sharded = std::make_unique<torch::optim::AdamW>(params_, adam);
+  std::vector<std::string> ema_names;
+  std::vector<torch::Tensor> ema_values;
+  for (int64_t u = 0; u < fsdp_->num_units(); ++u) {
+    const std::vector<std::string> names = fsdp_->unit_names(u);
+    if (!names.empty() && states.at(names.front()) != nullptr) {  // AdamW steps every parameter together
+      auto moment = [&](bool second) {
+        return fsdp_->shard_from_full(u, [&](const std::string& name) {
+          const auto* st = states.at(name);
+          REEL_CHECK(st != nullptr, "FSDP: parameter '", name, "' has no AdamW state while others of its unit do");
+          return second ? st->exp_avg_sq() : st->exp_avg();
+        });
+      };
+      auto state = std::make_unique<torch::optim::AdamWParamState>();
+      state->step(states.at(names.front())->step());
+      state->exp_avg(moment(false));
+      state->exp_avg_sq(moment(true));
+      sharded->state()[state_key(params_[u])] = std::move(state);
+    }
+    if (ema_) {
+      ema_names.push_back(cat("fsdp_unit_", u));
+      ema_values.push_back(fsdp_->shard_from_full(u, [&](const std::string& name) { return ema_by_name.at(name); }));
+    }
+  }
+  optimizer_ = std::move(sharded);
+  if (ema_) {
+    double decay = ema_->decay();
+    ema_.emplace(ema_names, ema_values, decay);
+  }
+}
+
+void Trainer::add_sharded_state(Checkpoint& ckpt) {
+  std::set<std::string> sharded;
+  for (auto& [name, t] : fsdp_->full_tensors([&](int64_t u) { return params_[u]; })) {
+    ckpt.tensors["model/" + name] = t;
+    sharded.insert(name);
+  }
+  // Frozen parameters and buffers are whole on every rank.
+  for (const auto& p : model_->named_parameters()) {
+    if (!sharded.count(p.key())) ckpt.tensors["model/" + p.key()] = p.value().detach().to(torch::kCPU).clone();
+  }
+  for (const auto& b : model_->named_buffers()) ckpt.tensors["model/" + b.key()] = b.value().to(torch::kCPU).clone();
+  if (const auto* first = adamw_state(*optimizer_, params_.front())) {
+    for (bool second : {false, true}) {
+      for (auto& [name, t] : fsdp_->full_tensors([&](int64_t u) {
+             const auto* st = adamw_state(*optimizer_, params_[u]);
+             REEL_CHECK(st != nullptr, "FSDP: shard ", u, " has no AdamW state while shard 0 has");
+             return second ? st->exp_avg_sq() : st->exp_avg();
+           })) {
+        ckpt.tensors["optim/" + name + (second ? "/exp_avg_sq" : "/exp_avg")] = t;
+        if (!second) ckpt.tensors["optim/" + name + "/step"] = torch::scalar_tensor(first->step(), torch::kLong);
+      }
+    }
+  }
+  if (ema_) {
+    for (auto& [name, t] : fsdp_->full_tensors([&](int64_t u) { return ema_->shadow()[u]; })) {
+      ckpt.tensors["ema/" + name] = t;
+    }
+    for (const auto& p : model_->named_parameters()) {  // frozen: their average is their value
+      if (!sharded.count(p.key())) ckpt.tensors["ema/" + p.key()] = p.value().detach().to(torch::kCPU, torch::kFloat32).clone();
+    }
+  }
+}
+
 std::string Trainer::save_checkpoint() {
   Checkpoint ckpt;
   ckpt.step = step_;
-  add_module_state(*model_, "model/", ckpt);
-  add_adamw_state(*optimizer_, *model_, ckpt);
-  if (ema_) {
-    for (size_t i = 0; i < ema_->names().size(); ++i) {
-      ckpt.tensors["ema/" + ema_->names()[i]] = ema_->shadow()[i].clone();
+  if (fsdp_) {
+    add_sharded_state(ckpt);  // collective
+    if (!writer_) return {};
+  } else {
+    add_module_state(*model_, "model/", ckpt);
+    add_adamw_state(*optimizer_, *model_, ckpt);
+    if (ema_) {
+      for (size_t i = 0; i < ema_->names().size(); ++i) {
+        ckpt.tensors["ema/" + ema_->names()[i]] = ema_->shadow()[i].clone();
+      }
     }
-    ckpt.meta["ema_decay"] = std::to_string(ema_->decay());
   }
+  if (ema_) ckpt.meta["ema_decay"] = std::to_string(ema_->decay());
   ckpt.tensors["rng/torch_cpu"] = at::detail::getDefaultCPUGenerator().get_state();
   data::LoaderPosition pos = loader_->position();
   ckpt.meta["data_position"] = nlohmann::json{{"epoch", pos.epoch}, {"batch", pos.batch}}.dump();
@@ -375,9 +498,9 @@ void Trainer::run() {
       loss_sum = norm_sum = seconds = flops = 0;
       samples = tokens = count = 0;
     }
-    if (writer_ && ((tr.ckpt_every > 0 && step_ % tr.ckpt_every == 0) || step_ == tr.steps)) {
-      std::string path = save_checkpoint();
-      log_info("checkpoint ", path);
+    if ((writer_ || fsdp_) && ((tr.ckpt_every > 0 && step_ % tr.ckpt_every == 0) || step_ == tr.steps)) {
+      std::string path = save_checkpoint();  // with FSDP every rank takes part, rank 0 writes
+      if (writer_) log_info("checkpoint ", path);
     }
   }
 }

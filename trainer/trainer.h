@@ -17,12 +17,16 @@
 #include "data/loader.h"
 #include "model/t2v.h"
 #include "parallel/data_parallel.h"
+#include "parallel/fsdp.h"
+#include "parallel/mesh.h"
 #include "trainer/ema.h"
 #include "trainer/flow_matching.h"
 #include "trainer/metrics.h"
 #include "trainer/recipe.h"
 
 namespace reel::trainer {
+
+struct Checkpoint;
 
 struct StepStats {
   int64_t step = 0;         // the optimizer step just taken (1-based)
@@ -54,11 +58,12 @@ ValidationResult validation_loss(model::T2VModel& model, const data::Dataset& va
 class Trainer {
  public:
   // Builds the model, optimizer, data and run directory from the recipe. With resume, loads
-  // the checkpoint `latest` names (if the run has one) and continues from it. With `dp` (and
-  // more than one rank in its group), every rank takes its slice of each global batch and the
-  // gradients are averaged over the group; only rank 0 of the group writes files. `dp` must
+  // the checkpoint `latest` names (if the run has one) and continues from it. With a `mesh`
+  // every rank of its dp group takes its slice of each global batch: with dp_shard > 1 the
+  // model is sharded (FSDP over the fsdp group, HSDP over the replicate group), otherwise the
+  // gradients are averaged over the replicas. Only world rank 0 writes files. `mesh` must
   // outlive the trainer.
-  Trainer(Recipe recipe, bool resume, parallel::DataParallel* dp = nullptr);
+  Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh = nullptr);
 
   // Trains until recipe.trainer.steps, logging, validating and checkpointing on the way.
   void run();
@@ -78,6 +83,8 @@ class Trainer {
 
  private:
   void load_checkpoint(const std::string& path);
+  void shard_model();                         // FSDP: the model, optimizer state and EMA sharded
+  void add_sharded_state(Checkpoint& ckpt);   // FSDP: whole tensors gathered (collective)
   double step_flops(const data::Batch& batch) const;
 
   Recipe recipe_;
@@ -93,7 +100,10 @@ class Trainer {
   int64_t step_ = 0;                   // optimizer steps taken
   std::string last_position_json_;     // data position read from a resumed checkpoint
   double matmul_flops_ = 0;            // this machine's measured fp32 matmul rate
-  parallel::DataParallel* dp_ = nullptr;  // replicas to average gradients over, or none
+  parallel::Mesh* mesh_ = nullptr;                 // null: one process
+  parallel::Communicator* data_group_ = nullptr;   // the ranks that take different samples, or none
+  std::unique_ptr<parallel::DataParallel> dp_;     // replicas (dp_shard == 1), or none
+  std::unique_ptr<parallel::Fsdp> fsdp_;           // FSDP / HSDP (dp_shard > 1), or none
   bool writer_ = true;                 // writes recipe.yaml, metrics.jsonl and checkpoints
 };
 

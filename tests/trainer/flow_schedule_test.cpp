@@ -78,6 +78,25 @@ TEST(TrainingLoss, ComparesVelocitiesOrTheCleanData) {
   EXPECT_EQ(training_loss(x1, p, x1, t, o).item<float>(), 0.0f);  // the clean data itself: no loss
 }
 
+TEST(TrainingLoss, TemporalWeightAddsTheFrameDifferenceError) {
+  torch::manual_seed(4);
+  torch::Tensor x1 = torch::randn({2, 3, 3, 4, 4}), x0 = torch::randn({2, 3, 3, 4, 4});
+  torch::Tensor t = torch::tensor({0.3f, 0.6f});
+  FlowMatchingOptions o;
+  FlowPoint p = flow_path(x1, x0, t, o.sigma_min);
+  // An error that is the same in every frame has no frame-difference part; one that changes
+  // from frame to frame does.
+  torch::Tensor constant = p.target + 0.5, changing = p.target.clone();
+  changing.select(2, 1).add_(0.5);
+  o.temporal_weight = 2.0;
+  EXPECT_NEAR(training_loss(constant, p, x1, t, o).item<double>(), 0.25, 1e-6);
+  // frame 1 off by 0.5: plain MSE 0.25 / 3; both differences touching frame 1 off by 0.5: 0.25
+  EXPECT_NEAR(training_loss(changing, p, x1, t, o).item<double>(), 0.25 / 3 + 2.0 * 0.25, 1e-6);
+  // Images (one frame) have no differences.
+  FlowPoint image = flow_path(x1.narrow(2, 0, 1), x0.narrow(2, 0, 1), t, o.sigma_min);
+  EXPECT_NEAR(training_loss(image.target + 0.5, image, x1.narrow(2, 0, 1), t, o).item<double>(), 0.25, 1e-6);
+}
+
 TEST(SampleNoise, UncorrelatedIsPlainRandn) {
   at::Generator a = at::detail::createCPUGenerator(3), b = at::detail::createCPUGenerator(3);
   EXPECT_TRUE(torch::equal(sample_noise({2, 3, 4, 5, 5}, 0.0, a), at::randn({2, 3, 4, 5, 5}, b)));

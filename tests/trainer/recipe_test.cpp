@@ -142,6 +142,7 @@ const std::vector<std::string> kEveryKeyChanged = {
     "parallel.cp_mode=ring",
     "parallel.tp=2",
     "parallel.sequence_parallel=true",
+    "parallel.reshard_after_forward=false",
     "parallel.activation_checkpointing=full",
     "parallel.timeout_s=30",
     "sample.steps=20",

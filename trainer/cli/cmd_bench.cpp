@@ -94,7 +94,7 @@ int bench_step(int argc, char** argv, int first) {
   if (!launch) return kUserErrorExit;
   trainer::Recipe& recipe = (*launch)->recipe();
   recipe.run.dir += "/bench";  // train_step() alone: no validation or checkpoints while timing
-  trainer::Trainer t(recipe, false, (*launch)->data_parallel());
+  trainer::Trainer t(recipe, false, (*launch)->mesh());
   const bool rank0 = launch_info().rank == 0;
   for (int64_t i = 0; i < warmup; ++i) t.train_step();
   std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
@@ -122,9 +122,9 @@ int bench_step(int argc, char** argv, int first) {
   std::printf("  achieved %.1f GFLOP/s = %.1f%% of the measured matmul rate %.1f GFLOP/s (%lld params)\n",
               rate / 1e9, 100 * rate / t.matmul_flops(), t.matmul_flops() / 1e9,
               static_cast<long long>(t.parameter_count()));
-  if (auto* dp = (*launch)->data_parallel()) {
-    std::printf("  %d data-parallel replicas (rank 0's times): %.1f ms/step computing, %.1f ms/step waiting on "
-                "collectives (%.1f%%)\n", dp->group().size(), 1000 * (seconds - comm) / steps, 1000 * comm / steps,
+  if (auto* mesh = (*launch)->mesh()) {
+    std::printf("  mesh %s (rank 0's times): %.1f ms/step computing, %.1f ms/step waiting on collectives (%.1f%%)\n",
+                mesh->dims().describe().c_str(), 1000 * (seconds - comm) / steps, 1000 * comm / steps,
                 100 * comm / seconds);
   }
   return 0;

@@ -22,7 +22,7 @@ int cmd_train(int argc, char** argv, int first) {
   std::vector<std::string> overrides(args->positionals().begin() + 1, args->positionals().end());
   auto launch = TrainingLaunch::start(args->positionals()[0], overrides);
   if (!launch) return kUserErrorExit;
-  trainer::Trainer t((*launch)->recipe(), args->flag("resume"), (*launch)->data_parallel());
+  trainer::Trainer t((*launch)->recipe(), args->flag("resume"), (*launch)->mesh());
   t.run();
   return 0;
 }

@@ -1,6 +1,8 @@
 // The shared start of `reel train` and `reel bench step` (see launch.h).
 #include "trainer/cli/launch.h"
 
+#include "parallel/data_parallel.h"
+
 #include "common/error.h"
 #include "common/runtime.h"
 
@@ -17,11 +19,12 @@ std::optional<std::unique_ptr<TrainingLaunch>> TrainingLaunch::start(const std::
     l->dims_ = parallel::ParallelDims{int(p.dp_replicate), int(p.dp_shard), int(p.cp), int(p.tp)}.resolved(
         launch.world_size);
     const parallel::ParallelDims& d = l->dims_;
-    if (d.dp_shard > 1 || d.cp > 1 || d.tp > 1)
-      fail("this job's mesh is ", d.describe(), ", but FSDP (dp_shard > 1), context parallel and tensor parallel ",
-           "are not built yet; replicate the model instead: parallel.dp_replicate=", launch.world_size,
-           " parallel.dp_shard=1");
-    parallel::per_rank_batch(l->recipe_.data.batch_size, d.dp_replicate);  // the global batch must split evenly
+    if (d.cp > 1 || d.tp > 1)
+      fail("this job's mesh is ", d.describe(), ", but context parallel and tensor parallel are not built yet; ",
+           "use data parallelism instead: parallel.dp_shard=", launch.world_size / d.dp_replicate,
+           " (FSDP) or parallel.dp_replicate=", launch.world_size, " parallel.dp_shard=1 (replicas)");
+    // the global batch must split evenly over the ranks that take different samples
+    parallel::per_rank_batch(l->recipe_.data.batch_size, d.dp_replicate * d.dp_shard);
   } catch (const UserError&) {
     if (launch.rank == 0) throw;
     return std::nullopt;
@@ -31,7 +34,6 @@ std::optional<std::unique_ptr<TrainingLaunch>> TrainingLaunch::start(const std::
     l->watchdog_ = std::make_unique<parallel::Watchdog>(parallel::WatchdogOptions{l->recipe_.parallel.timeout_s, 1.0});
     l->world_ = parallel::MpiCommunicator::world(*l->watchdog_);
     l->mesh_ = std::make_unique<parallel::Mesh>(*l->world_, l->dims_);
-    l->dp_ = std::make_unique<parallel::DataParallel>(l->mesh_->group(parallel::MeshGroup::kReplicate));
   }
   return l;
 }

@@ -1,6 +1,6 @@
 // What `reel train` and `reel bench step` share: the recipe read and the mesh checked on every
 // rank (a fault is reported by rank 0 only; every rank exits 2), and, with more than one rank,
-// MPI, the watchdog, the mesh and data parallelism over its replicate group.
+// MPI, the watchdog and the mesh.
 #pragma once
 
 #include <memory>
@@ -8,7 +8,6 @@
 #include <string>
 #include <vector>
 
-#include "parallel/data_parallel.h"
 #include "parallel/mesh.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/mpi_runtime.h"
@@ -26,7 +25,7 @@ class TrainingLaunch {
 
   const trainer::Recipe& recipe() const { return recipe_; }
   trainer::Recipe& recipe() { return recipe_; }
-  parallel::DataParallel* data_parallel() { return dp_.get(); }  // null for one process
+  parallel::Mesh* mesh() { return mesh_.get(); }  // null for one process
 
  private:
   TrainingLaunch() = default;
@@ -36,7 +35,6 @@ class TrainingLaunch {
   std::unique_ptr<parallel::Watchdog> watchdog_;
   std::unique_ptr<parallel::MpiCommunicator> world_;
   std::unique_ptr<parallel::Mesh> mesh_;
-  std::unique_ptr<parallel::DataParallel> dp_;
 };
 
 }  // namespace reel::cli
