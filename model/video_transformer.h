@@ -44,10 +44,14 @@ int64_t resolved_ffn_dim(const VideoTransformerOptions& o);
 // and shifts every token through adaLN, not only through cross-attention.
 // Parameter names: patch_embed.*, pos_embed.{t,h,w}, time_embed.*, adaln.*, text_pool.* (only
 // with pooled_text), blocks.<i>.*, final.*.
-// How the transformer runs block `index`: call `run` (which runs it) and return its output, doing
-// whatever else around it. parallel/ installs one (FSDP gathers the block's parameters around it,
-// activation checkpointing recomputes it), so the model itself stays free of parallelism.
-using BlockRunner = std::function<torch::Tensor(int64_t index, const std::function<torch::Tensor()>& run)>;
+// How the transformer runs block `index`: return run(inputs), doing whatever else around it.
+// inputs = {x + position embedding, shared adaLN modulation, text tokens, text mask}; run may be
+// called again on other tensors of the same shapes (activation checkpointing recomputes it in
+// backward). parallel/ installs one (FSDP gathers the block's parameters around it), so the model
+// itself stays free of parallelism.
+using BlockFn = std::function<torch::Tensor(const std::vector<torch::Tensor>& inputs)>;
+using BlockRunner =
+    std::function<torch::Tensor(int64_t index, const std::vector<torch::Tensor>& inputs, const BlockFn& run)>;
 
 class VideoTransformerImpl : public torch::nn::Module {
  public:

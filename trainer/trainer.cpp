@@ -16,6 +16,7 @@
 #include "data/shards.h"
 #include "model/counts.h"
 #include "model/registry.h"
+#include "parallel/activation_checkpoint.h"
 #include "trainer/checkpoint.h"
 #include "trainer/schedule.h"
 #include "trainer/task.h"
@@ -173,6 +174,7 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
   }
 
   if (mesh_ && mesh_->dims().dp_shard > 1) shard_model();  // after a resume: the loaded state is sharded
+  install_block_runner();
 
   data::LoaderOptions lo;
   lo.batch_size = static_cast<int>(recipe_.data.batch_size);
@@ -301,6 +303,18 @@ const torch::optim::AdamWParamState* adamw_state(const torch::optim::AdamW& opt,
 
 }  // namespace
 
+// The parallelize step's last part: how each transformer block runs (FSDP outermost, then
+// activation checkpointing inside it).
+void Trainer::install_block_runner() {
+  const bool recompute = recipe_.parallel.activation_checkpointing == "full";
+  if (!fsdp_ && !recompute) return;
+  model_->transformer->set_block_runner(
+      [this, recompute](int64_t i, const std::vector<torch::Tensor>& in, const model::BlockFn& run) {
+        auto body = [&] { return recompute ? parallel::checkpoint(run, in) : run(in); };
+        return fsdp_ ? fsdp_->run_unit(i, body) : body();
+      });
+}
+
 void Trainer::shard_model() {
   const TrainerSection& tr = recipe_.trainer;
   parallel::FsdpOptions fo;
@@ -315,8 +329,6 @@ void Trainer::shard_model() {
   fsdp_ = std::make_unique<parallel::Fsdp>(*model_, model_->block_prefixes(),
                                            mesh_->group(parallel::MeshGroup::kFsdp),
                                            &mesh_->group(parallel::MeshGroup::kReplicate), fo);
-  model_->transformer->set_block_runner(
-      [this](int64_t i, const std::function<torch::Tensor()>& run) { return fsdp_->run_unit(i, run); });
   params_ = fsdp_->shards();
 
   torch::optim::AdamWOptions adam(tr.lr);

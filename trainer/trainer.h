@@ -83,7 +83,8 @@ class Trainer {
 
  private:
   void load_checkpoint(const std::string& path);
-  void shard_model();                         // FSDP: the model, optimizer state and EMA sharded
+  void shard_model();
+  void install_block_runner();                         // FSDP: the model, optimizer state and EMA sharded
   void add_sharded_state(Checkpoint& ckpt);   // FSDP: whole tensors gathered (collective)
   double step_flops(const data::Batch& batch) const;
 

@@ -1,6 +1,7 @@
 # FSDP and HSDP are the same training as one process. A tiny recipe (2 blocks) trains 3 steps on
 # a global batch of 4: alone, as FSDP over 2 and over 4 ranks, as HSDP (2 replicas x 2 shards) over 4 ranks,
-# and as FSDP without resharding after forward; every run logs the same losses and ends with the
+# as FSDP without resharding after forward, and with activation checkpointing alone and inside
+# FSDP 2; every run logs the same losses and ends with the
 # same weights, EMA and Adam moments (same_training). Checkpoints do not depend on the mesh: an
 # FSDP run resumed from step 2 under FSDP, and the same checkpoint resumed by one process, both
 # end where the uninterrupted run ends.
@@ -23,6 +24,13 @@ same_training "$WORK/one" "$WORK/hsdp" 3
 "${MPI[@]}" -np 2 "$REEL" train $R "${ARGS[@]}" run.dir="$WORK/keep" parallel.dp_shard=2 \
   parallel.reshard_after_forward=false > "$WORK/keep.log" 2>&1 || die "FSDP 2 without reshard: $(cat "$WORK/keep.log")"
 same_training "$WORK/one" "$WORK/keep" 3
+# Activation checkpointing (every block recomputed in backward), alone and inside FSDP.
+"$REEL" train $R "${ARGS[@]}" run.dir="$WORK/one_ac" parallel.activation_checkpointing=full > "$WORK/one_ac.log" 2>&1 ||
+  die "one process with checkpointing: $(cat "$WORK/one_ac.log")"
+same_training "$WORK/one" "$WORK/one_ac" 3
+"${MPI[@]}" -np 2 "$REEL" train $R "${ARGS[@]}" run.dir="$WORK/fsdp_ac" parallel.dp_shard=2 \
+  parallel.activation_checkpointing=full > "$WORK/fsdp_ac.log" 2>&1 || die "FSDP 2 with checkpointing: $(cat "$WORK/fsdp_ac.log")"
+same_training "$WORK/one" "$WORK/fsdp_ac" 3
 
 # Resume: the FSDP run's step-2 checkpoint, continued under FSDP and by one process.
 for mesh in fsdp one; do

@@ -5,6 +5,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include "parallel/activation_checkpoint.h"
 #include "parallel/fsdp.h"
 #include "parallel/mesh.h"
 #include "tests/model/model_test_util.h"
@@ -77,14 +78,15 @@ struct FsdpRun {
 };
 
 // Trained under FSDP over `mesh`'s fsdp group (HSDP over its replicate group).
-FsdpRun train_fsdp(Mesh& mesh, FsdpOptions fo, int64_t depth = 3) {
+FsdpRun train_fsdp(Mesh& mesh, FsdpOptions fo, int64_t depth = 3, bool checkpointing = false) {
   T2VModel m = make_model(depth);
   Communicator& shard = mesh.group(MeshGroup::kFsdp);
   Communicator& replicate = mesh.group(MeshGroup::kReplicate);
   Communicator& dp = mesh.group(MeshGroup::kDp);
   Fsdp fsdp(*m, m->block_prefixes(), shard, &replicate, fo);
-  m->transformer->set_block_runner(
-      [&](int64_t i, const std::function<torch::Tensor()>& run) { return fsdp.run_unit(i, run); });
+  m->transformer->set_block_runner([&](int64_t i, const std::vector<torch::Tensor>& in, const model::BlockFn& run) {
+    return fsdp.run_unit(i, [&] { return checkpointing ? checkpoint(run, in) : run(in); });
+  });
   torch::optim::AdamW opt(fsdp.shards(), adam());
   FsdpRun r;
   const int64_t n = kGlobalBatch / dp.size();
@@ -144,6 +146,11 @@ TEST(Fsdp, MatchesOneProcessWithoutReshardOrPrefetch) {
   o.reshard_after_forward = false;
   o.prefetch = false;
   expect_equal_to_one_process(train_fsdp(mesh, o));
+}
+
+TEST(Fsdp, MatchesOneProcessWithActivationCheckpointing) {
+  Mesh mesh(world(), dims(1));
+  expect_equal_to_one_process(train_fsdp(mesh, {}, 3, /*checkpointing=*/true));
 }
 
 TEST(Fsdp, HsdpMatchesOneProcess) {
