@@ -12,6 +12,8 @@ namespace {
 
 double lowest_finite(torch::ScalarType dtype) {
   if (dtype == torch::kHalf) return -65504.0;
+  // bf16's largest finite value (3.3895e38) is below fp32's: fp32's lowest overflows it.
+  if (dtype == torch::kBFloat16) return static_cast<double>(std::numeric_limits<c10::BFloat16>::lowest());
   return static_cast<double>(std::numeric_limits<float>::lowest());
 }
 

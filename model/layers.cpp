@@ -8,6 +8,12 @@
 
 namespace reel::model {
 
+torch::Tensor layer_norm(torch::nn::LayerNorm& norm, const torch::Tensor& x) {
+  const auto& w = norm->weight;
+  return torch::layer_norm(x.to(w.scalar_type()), norm->options.normalized_shape(), w, norm->bias,
+                           norm->options.eps());
+}
+
 torch::Tensor rms_norm(const torch::Tensor& x, double eps) {
   return x * torch::rsqrt(x.square().mean(-1, /*keepdim=*/true) + eps);
 }

@@ -13,6 +13,10 @@ namespace reel::model {
 // x / sqrt(mean(x^2 over the last dim) + eps), no learnable weight. (..., D) -> (..., D).
 torch::Tensor rms_norm(const torch::Tensor& x, double eps);
 
+// norm(x) computed in the norm's weight dtype (fp32): under bf16 autocast x arrives in bf16, and
+// LibTorch 1.13's CPU layer_norm refuses a bf16 input with fp32 weights.
+torch::Tensor layer_norm(torch::nn::LayerNorm& norm, const torch::Tensor& x);
+
 // RMSNorm with a learnable per-channel weight (init 1).
 class RMSNormImpl : public torch::nn::Module {
  public:

@@ -38,7 +38,7 @@ TextTokens TextSlotImpl::forward(const std::vector<std::string>& texts) {
     torch::NoGradGuard no_grad;
     encoded = encoder(texts);
   }
-  return {norm(proj(encoded.tokens)), encoded.mask};
+  return {layer_norm(norm, proj(encoded.tokens)), encoded.mask};
 }
 
 void TextSlotImpl::init_weights(at::Generator& gen) {

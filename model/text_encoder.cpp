@@ -58,8 +58,8 @@ TextEncoderLayerImpl::TextEncoderLayerImpl(int64_t dim, int64_t heads) {
 }
 
 torch::Tensor TextEncoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
-  auto h = x + attn(norm1(x), mask);
-  return h + mlp(norm2(h));
+  auto h = x + attn(layer_norm(norm1, x), mask);
+  return h + mlp(layer_norm(norm2, h));
 }
 
 void TextEncoderLayerImpl::init_weights(at::Generator& gen) {
@@ -96,7 +96,7 @@ TextTokens ByteTextEncoderImpl::forward(const std::vector<std::string>& texts) {
   }
   x = x + pos.narrow(0, 0, l);
   for (auto& layer : layer_list_) x = layer(x, mask);
-  return {final_norm(x), mask};
+  return {layer_norm(final_norm, x), mask};
 }
 
 void ByteTextEncoderImpl::init_weights(at::Generator& gen) {

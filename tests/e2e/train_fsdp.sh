@@ -32,6 +32,19 @@ same_training "$WORK/one" "$WORK/one_ac" 3
   parallel.activation_checkpointing=full > "$WORK/fsdp_ac.log" 2>&1 || die "FSDP 2 with checkpointing: $(cat "$WORK/fsdp_ac.log")"
 same_training "$WORK/one" "$WORK/fsdp_ac" 3
 
+# bf16 autocast runs alone and under FSDP 2 (the parameters and shards stay fp32); the two agree
+# to bf16 rounding (1e-2 relative) at every step.
+for mesh in one fsdp; do
+  launch=("$REEL"); extra=()
+  [[ $mesh == fsdp ]] && launch=("${MPI[@]}" -np 2 "$REEL") && extra=(parallel.dp_shard=2)
+  "${launch[@]}" train $R "${ARGS[@]}" trainer.dtype=bf16 run.dir="$WORK/bf16_$mesh" "${extra[@]}" \
+    > "$WORK/bf16_$mesh.log" 2>&1 || die "bf16 $mesh: $(cat "$WORK/bf16_$mesh.log")"
+done
+bf16_losses() { grep -o '"loss":[-0-9.e]*' "$1" | cut -d: -f2; }
+paste <(bf16_losses "$WORK/bf16_one/metrics.jsonl") <(bf16_losses "$WORK/bf16_fsdp/metrics.jsonl") |
+  awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > 1e-2 * $1) { print "step " NR ": " $1 " vs " $2; bad = 1 } }
+       END { exit bad || NR != 3 }' || die "bf16 losses of one process and FSDP 2 differ"
+
 # Resume: the FSDP run's step-2 checkpoint, continued under FSDP and by one process.
 for mesh in fsdp one; do
   mkdir -p "$WORK/resume_$mesh/checkpoints"

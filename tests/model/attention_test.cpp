@@ -88,6 +88,19 @@ void expect_gradients_match_autograd_through_softmax() {
 
 TEST(Attention, GradientsMatchAutogradThroughSoftmax) { expect_gradients_match_autograd_through_softmax(); }
 
+// bf16 (trainer.dtype: bf16) with masked keys: the mask value must fit bf16, whose largest finite
+// magnitude is below fp32's; the result matches fp32 within bf16 rounding.
+TEST(Attention, MaskedBf16MatchesFloat) {
+  for (auto dtype : {torch::kBFloat16}) {  // LibTorch 1.13 has no CPU fp16 bmm
+    torch::manual_seed(6);
+    auto q = torch::randn({2, 2, 4, 8}), k = torch::randn({2, 2, 5, 8}), v = torch::randn({2, 2, 5, 8});
+    auto mask = torch::tensor({true, true, false, true, false, true, true, true, true, false}).view({2, 5});
+    auto expected = attention(q, k, v, mask);
+    auto low = attention(q.to(dtype), k.to(dtype), v.to(dtype), mask);
+    EXPECT_TRUE(torch::allclose(low.to(torch::kFloat), expected, 0.05, 0.05)) << dtype;
+  }
+}
+
 TEST(Attention, SeveralThreadsGiveTheSameGradients) {
   // The same check with LibTorch's kernels running on 4 threads (the test binary otherwise runs
   // with OMP_NUM_THREADS=1, where no kernel splits its work).
