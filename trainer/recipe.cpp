@@ -133,6 +133,7 @@ void visit_fields(V& v, S& s) {
     v.value("dtype", s.dtype, one_of({"fp32", "bf16"}));
     v.value("ema_decay", s.ema_decay, zero_to_below_one());
     v.value("threads", s.threads, at_least(0));
+    v.value("batch_threads", s.batch_threads, at_least(0));
     v.value("log_every", s.log_every, at_least(1));
     v.value("val_every", s.val_every, at_least(1));
     v.value("val_samples", s.val_samples, at_least(1));

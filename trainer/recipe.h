@@ -80,6 +80,10 @@ struct TrainerSection {
   std::string dtype = "fp32";  // compute dtype: "fp32" | "bf16"
   double ema_decay = 0.0;      // EMA of the weights, in [0, 1); 0 = no EMA
   int64_t threads = 0;         // intra-op CPU threads, >= 0; 0 = every core (split among local ranks)
+  int64_t batch_threads = 1;   // threads that each run an equal part of every micro-batch on their
+                               // own copy of the model, with threads / batch_threads intra-op threads
+                               // each; gradients summed in a fixed order. >= 0; 0 = one per intra-op
+                               // thread (1 under FSDP, which it cannot be combined with)
   int64_t log_every = 10;      // steps between progress lines, >= 1
   int64_t val_every = 200;     // steps between validation passes, >= 1
   int64_t val_samples = 32;    // validation samples per pass, >= 1

@@ -4,6 +4,8 @@
 #include <ATen/autocast_mode.h>
 
 #include <chrono>
+#include <exception>
+#include <thread>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -124,6 +126,7 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
     }
   }
   int threads = configure_threads(static_cast<int>(tr.threads));
+  threads_ = threads;
 
   // Data first: a missing or bad dataset should fail before any model work.
   train_data_ = std::make_shared<const data::Dataset>(data::Dataset::open(recipe_.data.dir + "/train"));
@@ -149,6 +152,29 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
     if (p.value().requires_grad()) params_.push_back(p.value());
   }
   if (dp_) dp_->broadcast_parameters(params_);  // replicas start equal whatever their RNG did
+  const bool sharded = mesh_ && mesh_->dims().dp_shard > 1;
+  const int64_t batch_threads = tr.batch_threads > 0 ? tr.batch_threads : (sharded ? 1 : threads);
+  if (batch_threads > 1) {
+    if (sharded) {
+      fail(recipe_.source, ": trainer.batch_threads = ", tr.batch_threads, " cannot be combined with FSDP (",
+           "parallel.dp_shard = ", mesh_->dims().dp_shard, "); set trainer.batch_threads=1 or run replicas ",
+           "(parallel.dp_shard=1)");
+    }
+    threads_per_copy_ = std::max<int>(1, threads / static_cast<int>(batch_threads));
+    torch::NoGradGuard no_grad;
+    for (int64_t c = 1; c < batch_threads; ++c) {
+      model::T2VModel copy = spec.build(options);
+      copy->train();
+      std::vector<torch::Tensor> ps;
+      auto source = model_->named_parameters();
+      for (const auto& p : copy->named_parameters()) {
+        p.value().copy_(source[p.key()]);
+        if (p.value().requires_grad()) ps.push_back(p.value());
+      }
+      copies_.push_back(copy);
+      copy_params_.push_back(ps);
+    }
+  }
 
   torch::optim::AdamWOptions adam(tr.lr);
   adam.betas({tr.beta1, tr.beta2}).eps(tr.eps).weight_decay(tr.weight_decay);
@@ -173,6 +199,7 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
     }
   }
 
+  sync_copies();  // the batch threads' models take the resumed weights
   if (mesh_ && mesh_->dims().dp_shard > 1) shard_model();  // after a resume: the loaded state is sharded
   install_block_runner();
 
@@ -247,21 +274,30 @@ StepStats Trainer::train_step() {
     torch::Tensor t = sample_t(global_b, flow_, gen).narrow(0, first, b);
     const torch::Tensor& x1 = batch.pixels;
     FlowPoint p = flow_path(x1, x0, t, flow_.sigma_min);
-    torch::Tensor loss;
-    {
-      AutocastGuard autocast(tr.dtype == "bf16");
-      loss = training_loss(model_->forward(p.xt, t, texts), p, x1, t, flow_);
-    }
-    (loss / static_cast<double>(tr.grad_accum)).backward();
+    const double loss = forward_backward(p.xt, t, texts, p, x1);
     if (fsdp_) {
       auto c0 = Clock::now();
       fsdp_->finish_backward();  // the gradients reduce-scattered into the shards
       s.comm_seconds += std::chrono::duration<double>(Clock::now() - c0).count();
     }
-    s.loss += loss.item<double>() / tr.grad_accum;  // this rank's; averaged over replicas below
+    s.loss += loss / tr.grad_accum;  // this rank's; averaged over replicas below
     s.samples += global_b;
     s.tokens += global_b * video_tokens(recipe_, batch.bucket.frames, batch.bucket.height, batch.bucket.width);
     s.flops += step_flops(batch);  // this rank's, against this rank's matmul rate
+  }
+  if (!copies_.empty()) {  // the batch threads' gradients, summed in thread order
+    torch::NoGradGuard no_grad;
+    for (auto& ps : copy_params_) {
+      for (size_t i = 0; i < ps.size(); ++i) {
+        if (!ps[i].grad().defined()) continue;
+        if (params_[i].grad().defined()) {
+          params_[i].mutable_grad().add_(ps[i].grad());
+        } else {
+          params_[i].mutable_grad() = ps[i].grad().clone();
+        }
+        ps[i].mutable_grad().zero_();
+      }
+    }
   }
   double max_norm = tr.grad_clip > 0 ? tr.grad_clip : std::numeric_limits<double>::infinity();
   auto c0 = Clock::now();
@@ -281,11 +317,69 @@ StepStats Trainer::train_step() {
   s.comm_seconds += std::chrono::duration<double>(Clock::now() - c0).count();
   optimizer_->step();
   if (fsdp_) fsdp_->after_optimizer_step();
+  sync_copies();
   if (ema_) fsdp_ ? ema_->update(params_, step_) : ema_->update(*model_, step_);
   ++step_;
   s.step = step_;
   s.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   return s;
+}
+
+void Trainer::sync_copies() {
+  torch::NoGradGuard no_grad;
+  for (auto& ps : copy_params_) {
+    for (size_t i = 0; i < ps.size(); ++i) ps[i].copy_(params_[i]);
+  }
+}
+
+double Trainer::forward_backward(const torch::Tensor& xt, const torch::Tensor& t,
+                                 const std::vector<std::string>& texts, const FlowPoint& p, const torch::Tensor& x1) {
+  const bool bf16 = recipe_.trainer.dtype == "bf16";
+  const double accum = static_cast<double>(recipe_.trainer.grad_accum);
+  const int64_t b = xt.size(0);
+  // Rows [first, first + n) through model m; returns their share of the micro-batch's mean loss.
+  auto run = [&](model::T2VModel& m, int64_t first, int64_t n) {
+    auto rows = [&](const torch::Tensor& x) { return x.narrow(0, first, n); };
+    std::vector<std::string> part(texts.begin() + first, texts.begin() + first + n);
+    FlowPoint pp{rows(xt), rows(p.target)};
+    torch::Tensor loss;
+    {
+      AutocastGuard autocast(bf16);
+      loss = training_loss(m->forward(pp.xt, rows(t), part), pp, rows(x1), rows(t), flow_);
+    }
+    const double share = static_cast<double>(n) / static_cast<double>(b);
+    (loss * (share / accum)).backward();
+    return loss.item<double>() * share;
+  };
+  if (copies_.empty()) return run(model_, 0, b);
+
+  const int k = static_cast<int>(copies_.size()) + 1;
+  std::vector<double> losses(k, 0.0);
+  std::vector<std::exception_ptr> errors(k);
+  std::vector<std::thread> workers;
+  int64_t first = 0;
+  for (int w = 0; w < k; ++w) {
+    const int64_t n = b / k + (w < b % k ? 1 : 0);
+    if (n == 0) continue;
+    model::T2VModel m = w == 0 ? model_ : copies_[w - 1];
+    workers.emplace_back([&, w, m, first, n]() mutable {
+      try {
+        at::set_num_threads(threads_per_copy_);  // this thread's OpenMP team size
+        losses[w] = run(m, first, n);
+      } catch (...) {
+        errors[w] = std::current_exception();
+      }
+    });
+    first += n;
+  }
+  for (auto& worker : workers) worker.join();
+  at::set_num_threads(threads_);  // the training thread's own, and the default for new threads
+  for (auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+  double total = 0;
+  for (double l : losses) total += l;  // in thread order: deterministic
+  return total;
 }
 
 ValidationResult Trainer::validate() {
@@ -313,6 +407,10 @@ void Trainer::install_block_runner() {
         auto body = [&] { return recompute ? parallel::checkpoint(run, in) : run(in); };
         return fsdp_ ? fsdp_->run_unit(i, body) : body();
       });
+  for (auto& copy : copies_) {  // batch threads (never with FSDP): checkpointing only
+    copy->transformer->set_block_runner(
+        [](int64_t, const std::vector<torch::Tensor>& in, const model::BlockFn& run) { return parallel::checkpoint(run, in); });
+  }
 }
 
 void Trainer::shard_model() {

@@ -84,7 +84,12 @@ class Trainer {
  private:
   void load_checkpoint(const std::string& path);
   void shard_model();
-  void install_block_runner();                         // FSDP: the model, optimizer state and EMA sharded
+  void install_block_runner();
+  void sync_copies();  // the batch threads' model copies <- model_'s trainable parameters
+  // One micro-batch's forward and backward, its rows split over the batch threads; returns the
+  // micro-batch's mean loss.
+  double forward_backward(const torch::Tensor& xt, const torch::Tensor& t, const std::vector<std::string>& texts,
+                          const FlowPoint& p, const torch::Tensor& x1);                         // FSDP: the model, optimizer state and EMA sharded
   void add_sharded_state(Checkpoint& ckpt);   // FSDP: whole tensors gathered (collective)
   double step_flops(const data::Batch& batch) const;
 
@@ -98,6 +103,12 @@ class Trainer {
   std::unique_ptr<MetricsLog> metrics_;
   FlowMatchingOptions flow_;
   std::vector<torch::Tensor> params_;  // trainable parameters, in named_parameters() order
+  // trainer.batch_threads > 1: the other threads' copies of the model, and their trainable
+  // parameters in params_ order (thread 0 runs model_).
+  std::vector<model::T2VModel> copies_;
+  std::vector<std::vector<torch::Tensor>> copy_params_;
+  int threads_per_copy_ = 1;
+  int threads_ = 1;  // intra-op threads of the training thread (trainer.threads resolved)
   int64_t step_ = 0;                   // optimizer steps taken
   std::string last_position_json_;     // data position read from a resumed checkpoint
   double matmul_flops_ = 0;            // this machine's measured fp32 matmul rate

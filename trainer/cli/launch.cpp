@@ -23,6 +23,10 @@ std::optional<std::unique_ptr<TrainingLaunch>> TrainingLaunch::start(const std::
       fail("this job's mesh is ", d.describe(), ", but context parallel and tensor parallel are not built yet; ",
            "use data parallelism instead: parallel.dp_shard=", launch.world_size / d.dp_replicate,
            " (FSDP) or parallel.dp_replicate=", launch.world_size, " parallel.dp_shard=1 (replicas)");
+    if (l->recipe_.trainer.batch_threads > 1 && d.dp_shard > 1)
+      fail(l->recipe_.source, ": trainer.batch_threads = ", l->recipe_.trainer.batch_threads,
+           " cannot be combined with FSDP (parallel.dp_shard = ", d.dp_shard,
+           "); set trainer.batch_threads=0 or 1, or run replicas (parallel.dp_shard=1)");
     // the global batch must split evenly over the ranks that take different samples
     parallel::per_rank_batch(l->recipe_.data.batch_size, d.dp_replicate * d.dp_shard);
   } catch (const UserError&) {
