@@ -98,15 +98,16 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
   return AttentionFunction::apply(q, k, v, KeyMask{key_mask});
 }
 
-SelfAttentionImpl::SelfAttentionImpl(int64_t dim, int64_t heads, bool bias) : heads_(heads) {
+SelfAttentionImpl::SelfAttentionImpl(int64_t dim, int64_t heads, bool bias) : heads_(heads), head_dim_(dim / heads) {
   REEL_CHECK(dim % heads == 0, "dim ", dim, " not divisible by heads ", heads);
   qkv = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(dim, 3 * dim).bias(false)));
   if (bias) qv_bias = register_parameter("qv_bias", torch::zeros({2 * dim}));
   out = register_module("out", torch::nn::Linear(torch::nn::LinearOptions(dim, dim).bias(bias)));
 }
 
-torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& key_mask) {
-  int64_t b = x.size(0), n = x.size(1), d = x.size(2);
+torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x_in, const torch::Tensor& key_mask) {
+  const torch::Tensor x = ParallelRegion::apply(region.enter, x_in);
+  int64_t b = x.size(0), n = x.size(1), d = heads_ * head_dim_;
   // (B, N, 3*D) -> (3, B, H, N, Dh) as a view; each of q, k, v is (B, H, N, Dh).
   torch::Tensor projected;
   if (qv_bias.defined()) {
@@ -115,8 +116,8 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Te
   } else {
     projected = qkv(x);
   }
-  auto parts = projected.view({b, n, 3, heads_, d / heads_}).permute({2, 0, 3, 1, 4}).unbind(0);
-  return out(merge_heads(attention(parts[0], parts[1], parts[2], key_mask)));
+  auto parts = projected.view({b, n, 3, heads_, head_dim_}).permute({2, 0, 3, 1, 4}).unbind(0);
+  return ParallelRegion::apply(region.exit, out(merge_heads(attention(parts[0], parts[1], parts[2], key_mask))));
 }
 
 void SelfAttentionImpl::init_weights(at::Generator& gen) {
@@ -125,19 +126,21 @@ void SelfAttentionImpl::init_weights(at::Generator& gen) {
   init_linear_xavier(out, gen);
 }
 
-CrossAttentionImpl::CrossAttentionImpl(int64_t dim, int64_t heads) : heads_(heads) {
+CrossAttentionImpl::CrossAttentionImpl(int64_t dim, int64_t heads) : heads_(heads), head_dim_(dim / heads) {
   REEL_CHECK(dim % heads == 0, "dim ", dim, " not divisible by heads ", heads);
   q = register_module("q", torch::nn::Linear(torch::nn::LinearOptions(dim, dim).bias(false)));
   kv = register_module("kv", torch::nn::Linear(torch::nn::LinearOptions(dim, 2 * dim).bias(false)));
   out = register_module("out", torch::nn::Linear(torch::nn::LinearOptions(dim, dim).bias(false)));
 }
 
-torch::Tensor CrossAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& context,
+torch::Tensor CrossAttentionImpl::forward(const torch::Tensor& x_in, const torch::Tensor& context_in,
                                           const torch::Tensor& context_mask) {
-  int64_t b = x.size(0), n = x.size(1), d = x.size(2), s = context.size(1), dh = d / heads_;
+  const torch::Tensor x = ParallelRegion::apply(region.enter, x_in);
+  const torch::Tensor context = ParallelRegion::apply(region.context, context_in);
+  int64_t b = x.size(0), n = x.size(1), s = context.size(1), dh = head_dim_;
   auto qh = q(x).view({b, n, heads_, dh}).transpose(1, 2);                                  // (B, H, N, Dh)
   auto kvh = kv(context).view({b, s, 2, heads_, dh}).permute({2, 0, 3, 1, 4}).unbind(0);   // 2 x (B, H, S, Dh)
-  return out(merge_heads(attention(qh, kvh[0], kvh[1], context_mask)));
+  return ParallelRegion::apply(region.exit, out(merge_heads(attention(qh, kvh[0], kvh[1], context_mask))));
 }
 
 void CrossAttentionImpl::init_weights(at::Generator& gen, bool zero_out) {

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "model/parallel_region.h"
+
 namespace reel::model {
 
 // softmax(q k^T / sqrt(Dh) + mask) v, per batch and head.
@@ -35,9 +37,16 @@ class SelfAttentionImpl : public torch::nn::Module {
   // a row, which softmax ignores: its gradient is zero in exact arithmetic, and Adam would move
   // it by rounding noise alone (a run on another mesh would then differ there), so it has none.
   torch::Tensor qv_bias;
+  ParallelRegion region;  // tensor parallel: see parallel_region.h
+
+  int64_t heads() const { return heads_; }
+  // The heads this layer computes after its projections were cut to a subset of them (tensor
+  // parallel); the head size stays dim / heads of the constructor.
+  void set_local_heads(int64_t heads) { heads_ = heads; }
 
  private:
   int64_t heads_;
+  int64_t head_dim_;
 };
 TORCH_MODULE(SelfAttention);
 
@@ -55,9 +64,14 @@ class CrossAttentionImpl : public torch::nn::Module {
   torch::nn::Linear q{nullptr};    // dim -> dim
   torch::nn::Linear kv{nullptr};   // dim -> 2*dim: [k | v]
   torch::nn::Linear out{nullptr};  // dim -> dim
+  ParallelRegion region;  // tensor parallel: see parallel_region.h
+
+  int64_t heads() const { return heads_; }
+  void set_local_heads(int64_t heads) { heads_ = heads; }  // as SelfAttention's
 
  private:
   int64_t heads_;
+  int64_t head_dim_;
 };
 TORCH_MODULE(CrossAttention);
 

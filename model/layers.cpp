@@ -70,7 +70,7 @@ SwiGLUImpl::SwiGLUImpl(int64_t dim, int64_t hidden) {
 }
 
 torch::Tensor SwiGLUImpl::forward(const torch::Tensor& x) {
-  return w2(swiglu_activation(w13(x)));
+  return ParallelRegion::apply(region.exit, w2(swiglu_activation(w13(ParallelRegion::apply(region.enter, x)))));
 }
 
 void SwiGLUImpl::init_weights(at::Generator& gen) {

@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "model/parallel_region.h"
+
 namespace reel::model {
 
 // x / sqrt(mean(x^2 over the last dim) + eps), no learnable weight. (..., D) -> (..., D).
@@ -49,6 +51,7 @@ class SwiGLUImpl : public torch::nn::Module {
 
   torch::nn::Linear w13{nullptr};  // dim -> 2*hidden: [gate | up]
   torch::nn::Linear w2{nullptr};   // hidden -> dim
+  ParallelRegion region;           // tensor parallel: see parallel_region.h
 };
 TORCH_MODULE(SwiGLU);
 

@@ -1,0 +1,87 @@
+// Tensor parallel against one process: the small text-to-video model with its blocks split over
+// every rank (tp = world size) gives the one-process output, and every parameter's gradient is
+// the matching slice (or, for the parameters every tp rank holds whole, all) of the one-process
+// gradient. Also the slicing helpers' round trip.
+#include <gtest/gtest.h>
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "parallel/tensor_parallel.h"
+#include "tests/model/model_test_util.h"
+#include "tests/parallel/mpi_test_env.h"
+#include "trainer/parallelize.h"
+
+namespace reel::parallel {
+namespace {
+
+using reel::testing::world;
+
+TEST(TensorParallel, ShardsRoundTrip) {
+  auto gen = at::detail::createCPUGenerator(1);
+  torch::Tensor w = torch::randn({6 * world().size(), 4 * world().size()}, gen);
+  torch::Tensor cols = column_shard(w, 3, world());
+  EXPECT_EQ(cols.size(0), 6);
+  // Part r of each of the 3 blocks of 2 * size rows.
+  EXPECT_TRUE(torch::equal(cols.narrow(0, 2, 2), w.narrow(0, 2 * world().size() + 2 * world().rank(), 2)));
+  EXPECT_TRUE(torch::equal(gather_column_shards(cols, 3, world()), w));
+  EXPECT_TRUE(torch::equal(gather_row_shards(row_shard(w, world()), world()), w));
+}
+
+model::T2VModel make_model() {
+  model::T2VOptions o = model::testing::small_options(/*with_text_extras=*/true);
+  o.transformer.heads = 4;
+  o.transformer.ffn_dim = 64;
+  model::T2VModel m(o);
+  m->init_weights(11);
+  model::testing::perturb_zero_params(*m, 12);
+  return m;
+}
+
+std::pair<torch::Tensor, std::map<std::string, torch::Tensor>> run(model::T2VModel& m) {
+  auto gen = at::detail::createCPUGenerator(13);
+  torch::Tensor x = torch::randn({3, 3, 2, 4, 4}, gen), t = torch::rand({3}, gen);
+  torch::Tensor w = torch::randn({3, 3, 2, 4, 4}, gen);
+  std::vector<std::string> captions = {"a red circle moves left", "", "blue square"};
+  torch::Tensor out = m->forward(x, t, captions);
+  (out * w).sum().backward();
+  std::map<std::string, torch::Tensor> grads;
+  for (const auto& p : m->named_parameters()) grads[p.key()] = p.value().grad().clone();
+  return {out.detach(), grads};
+}
+
+TEST(TensorParallel, BlocksMatchOneProcess) {
+  if (4 % world().size() != 0) GTEST_SKIP() << "4 heads do not split over " << world().size() << " ranks";
+  model::T2VModel ref = make_model();
+  auto [ref_out, ref_grads] = run(ref);
+  model::T2VModel m = make_model();
+  trainer::apply_tensor_parallel(*m, world());
+  auto [out, grads] = run(m);
+  EXPECT_TRUE(torch::allclose(out, ref_out, 1e-5, 1e-6)) << "max diff " << (out - ref_out).abs().max().item<double>();
+  int64_t sliced = 0;
+  for (const auto& [name, g] : grads) {
+    torch::Tensor whole;
+    const bool in_block = name.rfind("transformer.blocks.", 0) == 0;  // the text encoder is not split
+    auto ends_with = [&](const std::string& s) {
+      return in_block && name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
+    };
+    if (ends_with("attn.qkv.weight")) {
+      whole = gather_column_shards(g, 3, world());
+    } else if (ends_with("cross.kv.weight") || ends_with("ffn.w13.weight")) {
+      whole = gather_column_shards(g, 2, world());
+    } else if (ends_with("cross.q.weight")) {
+      whole = gather_column_shards(g, 1, world());
+    } else if (ends_with("attn.out.weight") || ends_with("cross.out.weight") || ends_with("ffn.w2.weight")) {
+      whole = gather_row_shards(g, world());
+    } else {
+      whole = g;
+    }
+    if (!whole.is_same(g)) ++sliced;
+    const torch::Tensor& expected = ref_grads.at(name);
+    double rel = (whole - expected).norm().item<double>() / (expected.norm().item<double>() + 1e-12);
+    EXPECT_LT(rel, 1e-5) << name << " on rank " << world().rank();
+  }
+  EXPECT_EQ(sliced, 2 * 7);  // 7 sliced weights per block, 2 blocks
+}
+
+}  // namespace
+}  // namespace reel::parallel
