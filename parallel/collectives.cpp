@@ -99,41 +99,24 @@ class ReduceFromGroup : public torch::autograd::Function<ReduceFromGroup> {
   static variable_list backward(AutogradContext*, variable_list go) { return {go[0], torch::Tensor()}; }
 };
 
-class GatherAlong : public torch::autograd::Function<GatherAlong> {
+// A collective along one dimension: Forward in forward, its adjoint Backward in backward.
+using DimOp = torch::Tensor (*)(const torch::Tensor&, int64_t, Communicator&);
+template <DimOp Forward, DimOp Backward>
+class AlongDim : public torch::autograd::Function<AlongDim<Forward, Backward>> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, int64_t dim, Communicator* g) {
     keep_group(ctx, *g);
     ctx->saved_data["dim"] = dim;
-    return gathered(x, dim, *g);
+    return Forward(x, dim, *g);
   }
   static variable_list backward(AutogradContext* ctx, variable_list go) {
-    return {reduce_scattered(go[0], ctx->saved_data["dim"].toInt(), group_of(ctx)), torch::Tensor(), torch::Tensor()};
+    return {Backward(go[0], ctx->saved_data["dim"].toInt(), group_of(ctx)), torch::Tensor(), torch::Tensor()};
   }
 };
 
-class ReduceScatterAlong : public torch::autograd::Function<ReduceScatterAlong> {
- public:
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, int64_t dim, Communicator* g) {
-    keep_group(ctx, *g);
-    ctx->saved_data["dim"] = dim;
-    return reduce_scattered(x, dim, *g);
-  }
-  static variable_list backward(AutogradContext* ctx, variable_list go) {
-    return {gathered(go[0], ctx->saved_data["dim"].toInt(), group_of(ctx)), torch::Tensor(), torch::Tensor()};
-  }
-};
-
-class SplitAlong : public torch::autograd::Function<SplitAlong> {
- public:
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, int64_t dim, Communicator* g) {
-    keep_group(ctx, *g);
-    ctx->saved_data["dim"] = dim;
-    return own_part(x, dim, *g);
-  }
-  static variable_list backward(AutogradContext* ctx, variable_list go) {
-    return {gathered(go[0], ctx->saved_data["dim"].toInt(), group_of(ctx)), torch::Tensor(), torch::Tensor()};
-  }
-};
+using GatherAlong = AlongDim<gathered, reduce_scattered>;
+using ReduceScatterAlong = AlongDim<reduce_scattered, gathered>;
+using SplitAlong = AlongDim<own_part, gathered>;
 
 class AllToAllAlong : public torch::autograd::Function<AllToAllAlong> {
  public:

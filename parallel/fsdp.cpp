@@ -31,7 +31,6 @@ struct Fsdp::Unit {
   std::string label;                  // the prefix, or "root"
   std::vector<std::string> names;     // parameter names, in flat order
   std::vector<torch::Tensor> params;  // the module's parameters (views of `full`)
-  std::vector<std::vector<int64_t>> shapes;
   std::vector<int64_t> offsets;
   int64_t numel = 0;        // parameters, without padding
   int64_t shard_numel = 0;  // S: full = group size x S
@@ -47,14 +46,13 @@ Fsdp::Fsdp(torch::nn::Module& module, const std::vector<std::string>& unit_prefi
            Communicator* replicate, FsdpOptions options)
     : shard_(shard), replicate_(replicate), options_(options) {
   torch::NoGradGuard no_grad;
-  for (const auto& prefix : unit_prefixes) {
+  std::vector<std::string> labels = unit_prefixes;
+  labels.push_back("root");
+  for (const auto& label : labels) {
     units_.push_back(std::make_unique<Unit>());
-    units_.back()->label = prefix;
+    units_.back()->label = label;
     units_.back()->index = static_cast<int64_t>(units_.size()) - 1;
   }
-  units_.push_back(std::make_unique<Unit>());
-  units_.back()->label = "root";
-  units_.back()->index = static_cast<int64_t>(units_.size()) - 1;
   for (const auto& item : module.named_parameters(/*recurse=*/true)) {
     if (!item.value().requires_grad()) continue;  // frozen parameters stay whole on every rank
     size_t u = unit_prefixes.size();
@@ -67,7 +65,6 @@ Fsdp::Fsdp(torch::nn::Module& module, const std::vector<std::string>& unit_prefi
     Unit& unit = *units_[u];
     unit.names.push_back(item.key());
     unit.params.push_back(item.value());
-    unit.shapes.push_back(item.value().sizes().vec());
     unit.offsets.push_back(unit.numel);
     unit.numel += item.value().numel();
   }
@@ -94,8 +91,9 @@ Fsdp::Fsdp(torch::nn::Module& module, const std::vector<std::string>& unit_prefi
     u.grad = torch::zeros({u.shard_numel * n}, options_.param_dtype);
     for (size_t k = 0; k < u.params.size(); ++k) {
       const int64_t numel = u.params[k].numel();
-      u.params[k].set_data(u.full.narrow(0, u.offsets[k], numel).view(u.shapes[k]));
-      u.params[k].mutable_grad() = u.grad.narrow(0, u.offsets[k], numel).view(u.shapes[k]);
+      const std::vector<int64_t> shape = u.params[k].sizes().vec();
+      u.params[k].set_data(u.full.narrow(0, u.offsets[k], numel).view(shape));
+      u.params[k].mutable_grad() = u.grad.narrow(0, u.offsets[k], numel).view(shape);
     }
     u.gathered = true;
     set_storage_bytes(u.grad, 0);
@@ -283,7 +281,7 @@ std::vector<std::pair<std::string, torch::Tensor>> Fsdp::full_tensors(
     shard_.all_gather(full, local);
     for (size_t k = 0; k < u.names.size(); ++k) {
       int64_t numel = u.params[k].numel();
-      out.emplace_back(u.names[k], full.narrow(0, u.offsets[k], numel).view(u.shapes[k]).clone());
+      out.emplace_back(u.names[k], full.narrow(0, u.offsets[k], numel).view(u.params[k].sizes()).clone());
     }
   }
   return out;
@@ -295,8 +293,8 @@ torch::Tensor Fsdp::shard_from_full(int64_t unit,
   torch::Tensor flat = torch::zeros({u.shard_numel * shard_.size()}, torch::kFloat32);
   for (size_t k = 0; k < u.names.size(); ++k) {
     torch::Tensor t = full(u.names[k]);
-    REEL_CHECK(t.sizes().vec() == u.shapes[k], "FSDP: tensor '", u.names[k], "' has shape ", t.sizes(),
-               " but the parameter is ", c10::IntArrayRef(u.shapes[k]));
+    REEL_CHECK(t.sizes() == u.params[k].sizes(), "FSDP: tensor '", u.names[k], "' has shape ", t.sizes(),
+               " but the parameter is ", u.params[k].sizes());
     flat.narrow(0, u.offsets[k], t.numel()).copy_(t.reshape({-1}));
   }
   return flat.narrow(0, int64_t(shard_.rank()) * u.shard_numel, u.shard_numel).clone();

@@ -123,6 +123,15 @@ void add_module_state(const torch::nn::Module& module, const std::string& prefix
 // Hyperparameters (lr, betas, ...) are not stored: they come from the recipe.
 void add_adamw_state(const torch::optim::AdamW& opt, const torch::nn::Module& module, Checkpoint& ckpt);
 
+// The key under which an optimizer keeps `param`'s state (opt.state()), and that state, or null
+// before the parameter's first step.
+std::string adamw_state_key(const torch::Tensor& param);
+const torch::optim::AdamWParamState* adamw_param_state(const torch::optim::AdamW& opt, const torch::Tensor& param);
+// One parameter's entries as add_adamw_state lays them out ("optim/<name>/step", "/exp_avg",
+// "/exp_avg_sq"), from whole tensors (copied to the CPU): for state kept elsewhere (FSDP shards).
+void add_adamw_entries(const std::string& name, int64_t step, const torch::Tensor& exp_avg,
+                       const torch::Tensor& exp_avg_sq, Checkpoint& ckpt);
+
 // Restores the state add_adamw_state stored, bit-identically: a parameter with entries gets a
 // fresh state (copied to the parameter's device and dtype); one without entries has any existing
 // state removed, so the optimizer ends as it was saved. UserError (listing all problems, state

@@ -112,21 +112,19 @@ namespace {
 constexpr const char* kOptimPrefix = "optim/";
 constexpr const char* kAdamWFields[] = {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
 
-std::string state_key(const torch::Tensor& param) { return c10::guts::to_string(param.unsafeGetTensorImpl()); }
-
 // The options of the group holding each parameter the optimizer holds, by state key. Every one
 // must be a parameter of `module`.
 std::map<std::string, const torch::optim::AdamWOptions*> held_parameters(
     const torch::optim::AdamW& opt, const torch::OrderedDict<std::string, torch::Tensor>& params) {
   std::set<std::string> module_keys;
-  for (const auto& p : params) module_keys.insert(state_key(p.value()));
+  for (const auto& p : params) module_keys.insert(adamw_state_key(p.value()));
   std::map<std::string, const torch::optim::AdamWOptions*> held;
   for (const auto& group : opt.param_groups()) {
     const auto& options = static_cast<const torch::optim::AdamWOptions&>(group.options());
     for (const torch::Tensor& p : group.params()) {
-      REEL_CHECK(module_keys.count(state_key(p)) != 0, "the AdamW optimizer holds a ", shape_str(p.sizes()),
+      REEL_CHECK(module_keys.count(adamw_state_key(p)) != 0, "the AdamW optimizer holds a ", shape_str(p.sizes()),
                  " tensor that is not a parameter of the module passed with it");
-      held[state_key(p)] = &options;
+      held[adamw_state_key(p)] = &options;
     }
   }
   return held;
@@ -134,18 +132,31 @@ std::map<std::string, const torch::optim::AdamWOptions*> held_parameters(
 
 }  // namespace
 
+std::string adamw_state_key(const torch::Tensor& param) { return c10::guts::to_string(param.unsafeGetTensorImpl()); }
+
+const torch::optim::AdamWParamState* adamw_param_state(const torch::optim::AdamW& opt, const torch::Tensor& param) {
+  auto it = opt.state().find(adamw_state_key(param));
+  return it == opt.state().end() ? nullptr : static_cast<const torch::optim::AdamWParamState*>(it->second.get());
+}
+
+void add_adamw_entries(const std::string& name, int64_t step, const torch::Tensor& exp_avg,
+                       const torch::Tensor& exp_avg_sq, Checkpoint& ckpt) {
+  const std::string base = kOptimPrefix + name + "/";
+  ckpt.tensors[base + "step"] = torch::scalar_tensor(step, torch::kLong);
+  ckpt.tensors[base + "exp_avg"] = cpu_copy(exp_avg);
+  ckpt.tensors[base + "exp_avg_sq"] = cpu_copy(exp_avg_sq);
+}
+
 void add_adamw_state(const torch::optim::AdamW& opt, const torch::nn::Module& module, Checkpoint& ckpt) {
   auto params = module.named_parameters(/*recurse=*/true);
   held_parameters(opt, params);
   for (const auto& p : params) {
-    auto it = opt.state().find(state_key(p.value()));
-    if (it == opt.state().end()) continue;
-    const auto& state = static_cast<const torch::optim::AdamWParamState&>(*it->second);
-    const std::string base = kOptimPrefix + p.key() + "/";
-    ckpt.tensors[base + "step"] = torch::scalar_tensor(state.step(), torch::kLong);
-    ckpt.tensors[base + "exp_avg"] = cpu_copy(state.exp_avg());
-    ckpt.tensors[base + "exp_avg_sq"] = cpu_copy(state.exp_avg_sq());
-    if (state.max_exp_avg_sq().defined()) ckpt.tensors[base + "max_exp_avg_sq"] = cpu_copy(state.max_exp_avg_sq());
+    const torch::optim::AdamWParamState* state = adamw_param_state(opt, p.value());
+    if (state == nullptr) continue;
+    add_adamw_entries(p.key(), state->step(), state->exp_avg(), state->exp_avg_sq(), ckpt);
+    if (state->max_exp_avg_sq().defined()) {
+      ckpt.tensors[kOptimPrefix + p.key() + "/max_exp_avg_sq"] = cpu_copy(state->max_exp_avg_sq());
+    }
   }
 }
 
@@ -175,7 +186,7 @@ void load_adamw_state(torch::optim::AdamW& opt, const torch::nn::Module& module,
       problems.push_back(base + "*: the module has no parameter '" + name + "'");
       continue;
     }
-    auto options = held.find(state_key(*param));
+    auto options = held.find(adamw_state_key(*param));
     if (options == held.end()) {
       problems.push_back(base + "*: the optimizer does not hold parameter '" + name + "' (frozen?)");
       continue;
@@ -205,7 +216,7 @@ void load_adamw_state(torch::optim::AdamW& opt, const torch::nn::Module& module,
   }
 
   for (const auto& p : params) {
-    const std::string key = state_key(p.value());
+    const std::string key = adamw_state_key(p.value());
     auto found = entries.find(p.key());
     if (found == entries.end()) {
       opt.state().erase(key);

@@ -56,6 +56,12 @@ std::vector<std::string> conditioning_texts(const data::Batch& batch) {
 
 constexpr int kValidationTimes = 8;
 
+torch::optim::AdamWOptions adamw_options(const TrainerSection& tr) {
+  torch::optim::AdamWOptions adam(tr.lr);
+  adam.betas({tr.beta1, tr.beta2}).eps(tr.eps).weight_decay(tr.weight_decay);
+  return adam;
+}
+
 }  // namespace
 
 ValidationResult validation_loss(model::T2VModel& model, const data::Dataset& val,
@@ -176,9 +182,7 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
     }
   }
 
-  torch::optim::AdamWOptions adam(tr.lr);
-  adam.betas({tr.beta1, tr.beta2}).eps(tr.eps).weight_decay(tr.weight_decay);
-  optimizer_ = std::make_unique<torch::optim::AdamW>(params_, adam);
+  optimizer_ = std::make_unique<torch::optim::AdamW>(params_, adamw_options(tr));
   if (tr.ema_decay > 0) ema_.emplace(*model_, tr.ema_decay);
 
   data::LoaderPosition start;
@@ -386,17 +390,6 @@ ValidationResult Trainer::validate() {
   return validation_loss(model_, *val_data_, recipe_, recipe_.trainer.val_samples);
 }
 
-namespace {
-
-std::string state_key(const torch::Tensor& t) { return c10::guts::to_string(t.unsafeGetTensorImpl()); }
-
-const torch::optim::AdamWParamState* adamw_state(const torch::optim::AdamW& opt, const torch::Tensor& param) {
-  auto it = opt.state().find(state_key(param));
-  return it == opt.state().end() ? nullptr : static_cast<const torch::optim::AdamWParamState*>(it->second.get());
-}
-
-}  // namespace
-
 // The parallelize step's last part: how each transformer block runs (FSDP outermost, then
 // activation checkpointing inside it).
 void Trainer::install_block_runner() {
@@ -420,7 +413,7 @@ void Trainer::shard_model() {
   // The plain optimizer's state and EMA (a resumed checkpoint's), by parameter name.
   std::map<std::string, const torch::optim::AdamWParamState*> states;
   std::map<std::string, torch::Tensor> ema_by_name;
-  for (const auto& p : model_->named_parameters()) states[p.key()] = adamw_state(*optimizer_, p.value());
+  for (const auto& p : model_->named_parameters()) states[p.key()] = adamw_param_state(*optimizer_, p.value());
   if (ema_) {
     for (size_t i = 0; i < ema_->names().size(); ++i) ema_by_name[ema_->names()[i]] = ema_->shadow()[i];
   }
@@ -429,9 +422,7 @@ void Trainer::shard_model() {
                                            &mesh_->group(parallel::MeshGroup::kReplicate), fo);
   params_ = fsdp_->shards();
 
-  torch::optim::AdamWOptions adam(tr.lr);
-  adam.betas({tr.beta1, tr.beta2}).eps(tr.eps).weight_decay(tr.weight_decay);
-  auto sharded = std::make_unique<torch::optim::AdamW>(params_, adam);
+  auto sharded = std::make_unique<torch::optim::AdamW>(params_, adamw_options(tr));
   std::vector<std::string> ema_names;
   std::vector<torch::Tensor> ema_values;
   for (int64_t u = 0; u < fsdp_->num_units(); ++u) {
@@ -448,7 +439,7 @@ void Trainer::shard_model() {
       state->step(states.at(names.front())->step());
       state->exp_avg(moment(false));
       state->exp_avg_sq(moment(true));
-      sharded->state()[state_key(params_[u])] = std::move(state);
+      sharded->state()[adamw_state_key(params_[u])] = std::move(state);
     }
     if (ema_) {
       ema_names.push_back(cat("fsdp_unit_", u));
@@ -473,16 +464,17 @@ void Trainer::add_sharded_state(Checkpoint& ckpt) {
     if (!sharded.count(p.key())) ckpt.tensors["model/" + p.key()] = p.value().detach().to(torch::kCPU).clone();
   }
   for (const auto& b : model_->named_buffers()) ckpt.tensors["model/" + b.key()] = b.value().to(torch::kCPU).clone();
-  if (const auto* first = adamw_state(*optimizer_, params_.front())) {
-    for (bool second : {false, true}) {
-      for (auto& [name, t] : fsdp_->full_tensors([&](int64_t u) {
-             const auto* st = adamw_state(*optimizer_, params_[u]);
-             REEL_CHECK(st != nullptr, "FSDP: shard ", u, " has no AdamW state while shard 0 has");
-             return second ? st->exp_avg_sq() : st->exp_avg();
-           })) {
-        ckpt.tensors["optim/" + name + (second ? "/exp_avg_sq" : "/exp_avg")] = t;
-        if (!second) ckpt.tensors["optim/" + name + "/step"] = torch::scalar_tensor(first->step(), torch::kLong);
-      }
+  if (const auto* first = adamw_param_state(*optimizer_, params_.front())) {
+    auto moment = [&](bool second) {
+      return fsdp_->full_tensors([&](int64_t u) {
+        const auto* st = adamw_param_state(*optimizer_, params_[u]);
+        REEL_CHECK(st != nullptr, "FSDP: shard ", u, " has no AdamW state while shard 0 has");
+        return second ? st->exp_avg_sq() : st->exp_avg();
+      });
+    };
+    const auto exp_avg = moment(false), exp_avg_sq = moment(true);  // the same names, in the same order
+    for (size_t i = 0; i < exp_avg.size(); ++i) {
+      add_adamw_entries(exp_avg[i].first, first->step(), exp_avg[i].second, exp_avg_sq[i].second, ckpt);
     }
   }
   if (ema_) {
