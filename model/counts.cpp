@@ -59,8 +59,9 @@ FlopCount t2v_forward_flops(const T2VOptions& o, int64_t video_tokens, int64_t t
     w_text += (static_cast<double>(slot.byte.ngram) * de * de + slot_depth * 12 * de * de + de * d) * l;
     text_attention += slot_depth * 4 * l * l * de;
   }
-  double attention = depth * (4 * n * n * d + 4 * n * s * d) + text_attention;
-  return {w_video, 2 * (w_video * n + w_sample + w_text) + attention};
+  double block_attention = depth * (4 * n * n * d + 4 * n * s * d);
+  double blocks = 2 * (depth * (6 * d * d + 3 * d * f) * n + depth * 2 * d * d * s) + block_attention;
+  return {w_video, 2 * (w_video * n + w_sample + w_text) + block_attention + text_attention, blocks};
 }
 
 }  // namespace reel::model

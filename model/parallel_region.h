@@ -1,7 +1,8 @@
-// The seam through which a parallelize step (parallel/tensor_parallel.h) runs a layer's heads or
-// hidden units on several ranks without the layer knowing: functions applied to the layer's input,
-// to its output and, for cross-attention, to the context it attends to. Empty functions (the
-// default) leave the tensor as it is.
+// The seams through which a parallelize step (trainer/parallelize.h) runs the model on several
+// ranks without the model knowing. ParallelRegion: a layer's heads or hidden units split over
+// ranks, through functions applied to the layer's input, to its output and, for cross-attention,
+// to the context it attends to. SequenceRegion: the tokens between those layers split over the
+// same ranks. Empty functions (the default) leave the tensor as it is.
 #pragma once
 
 #include <torch/torch.h>
@@ -17,6 +18,17 @@ struct ParallelRegion {
   Fn context;  // cross-attention only: on the context, before its K/V projection
 
   static torch::Tensor apply(const Fn& f, const torch::Tensor& x) { return f ? f(x) : x; }
+};
+
+// Sequence parallelism: the transformer splits its tokens (and their positions) after the patch
+// embedding and gathers them before its head. What every token uses alike (the per-sample adaLN
+// modulation, the blocks' modulation tables and norm weights) passes through `shared`, so that
+// each rank's gradient of it, from its tokens only, is summed over the ranks.
+struct SequenceRegion {
+  using DimFn = std::function<torch::Tensor(const torch::Tensor&, int64_t dim)>;
+  DimFn split;   // the whole sequence (every rank holds it alike) -> this rank's part along dim
+  DimFn gather;  // this rank's part -> the whole sequence, every rank alike
+  ParallelRegion::Fn shared;
 };
 
 }  // namespace reel::model

@@ -18,13 +18,13 @@ VideoBlockImpl::VideoBlockImpl(int64_t dim, int64_t heads, int64_t ffn_dim, doub
 torch::Tensor VideoBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& shared_mod,
                                       const TextTokens& text) {
   // Per sample, not per token: (B, 6, D) -> six (B, 1, D) that broadcast over the N tokens.
-  auto m = (shared_mod + modulation).unsqueeze(2).unbind(1);
+  auto m = (shared_mod + ParallelRegion::apply(shared, modulation)).unsqueeze(2).unbind(1);
   const auto &shift_a = m[0], &scale_a = m[1], &gate_a = m[2];
   const auto &shift_f = m[3], &scale_f = m[4], &gate_f = m[5];
 
   auto h = kernels::norm_modulate(x, shift_a, scale_a, eps_);
   auto y = torch::addcmul(x, gate_a, attn(h));
-  y = y + cross(cross_norm(y), text.tokens, text.mask);
+  y = y + cross(rms_norm(y, eps_) * ParallelRegion::apply(shared, cross_norm->weight), text.tokens, text.mask);
   h = kernels::norm_modulate(y, shift_f, scale_f, eps_);
   return torch::addcmul(y, gate_f, ffn(h));
 }

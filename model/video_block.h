@@ -13,6 +13,7 @@
 
 #include "model/attention.h"
 #include "model/layers.h"
+#include "model/parallel_region.h"
 #include "model/text_tokens.h"
 
 namespace reel::model {
@@ -36,6 +37,9 @@ class VideoBlockImpl : public torch::nn::Module {
   RMSNorm cross_norm{nullptr};
   CrossAttention cross{nullptr};
   SwiGLU ffn{nullptr};
+  // Applied to the modulation table and the cross-attention norm's weight where they are used
+  // (sequence parallel: SequenceRegion::shared); empty: used as they are.
+  ParallelRegion::Fn shared;
 
  private:
   double eps_;

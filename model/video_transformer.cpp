@@ -74,6 +74,11 @@ torch::Tensor VideoTransformerImpl::forward(const torch::Tensor& x, const torch:
   }
   auto time_act = torch::silu(emb);                         // (B, D)
   auto shared_mod = adaln(time_act).view({b, 6, o.dim});    // (B, 6, D)
+  if (sequence.split) {  // sequence parallel: this rank's tokens and their positions
+    h = sequence.split(h, 1);
+    pos = sequence.split(pos, 0);
+    shared_mod = ParallelRegion::apply(sequence.shared, shared_mod);
+  }
   for (size_t i = 0; i < block_list_.size(); ++i) {
     BlockFn run = [block = block_list_[i]](const std::vector<torch::Tensor>& in) mutable {
       return block(in[0], in[1], TextTokens{in[2], in[3]});
@@ -81,6 +86,7 @@ torch::Tensor VideoTransformerImpl::forward(const torch::Tensor& x, const torch:
     std::vector<torch::Tensor> inputs = {h + pos, shared_mod, text.tokens, text.mask};
     h = runner_ ? runner_(static_cast<int64_t>(i), inputs, run) : run(inputs);
   }
+  if (sequence.gather) h = sequence.gather(h, 1);
   auto out = unpatchify(final(h, time_act), o.patch, o.in_channels, xin.size(2), x.size(3), x.size(4));
   return xin.size(2) == frames ? out : out.narrow(2, 0, frames);  // the padding frames' outputs dropped
 }

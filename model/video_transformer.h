@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "model/layers.h"
+#include "model/parallel_region.h"
 #include "model/patchify.h"
 #include "model/position_embedding.h"
 #include "model/text_tokens.h"
@@ -65,6 +66,8 @@ class VideoTransformerImpl : public torch::nn::Module {
   const std::vector<VideoBlock>& block_list() const { return block_list_; }
   // Replaces how blocks are run (an empty function: call them directly, the default).
   void set_block_runner(BlockRunner runner) { runner_ = std::move(runner); }
+  // Sequence parallel (empty: every rank runs every token): the blocks see this rank's tokens.
+  SequenceRegion sequence;
 
   torch::nn::Linear patch_embed{nullptr};        // C*pt*ph*pw -> D
   FactorizedPositionEmbedding pos_embed{nullptr};

@@ -117,6 +117,7 @@ class AlongDim : public torch::autograd::Function<AlongDim<Forward, Backward>> {
 using GatherAlong = AlongDim<gathered, reduce_scattered>;
 using ReduceScatterAlong = AlongDim<reduce_scattered, gathered>;
 using SplitAlong = AlongDim<own_part, gathered>;
+using GatherWholeAlong = AlongDim<gathered, own_part>;
 
 class AllToAllAlong : public torch::autograd::Function<AllToAllAlong> {
  public:
@@ -144,6 +145,10 @@ torch::Tensor reduce_from_group(const torch::Tensor& x, Communicator& group) {
 
 torch::Tensor gather_along(const torch::Tensor& x, int64_t dim, Communicator& group) {
   return GatherAlong::apply(x, checked_dim(x, dim), &group);
+}
+
+torch::Tensor gather_whole_along(const torch::Tensor& x, int64_t dim, Communicator& group) {
+  return GatherWholeAlong::apply(x, checked_dim(x, dim), &group);
 }
 
 torch::Tensor reduce_scatter_along(const torch::Tensor& x, int64_t dim, Communicator& group) {

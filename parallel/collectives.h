@@ -28,6 +28,11 @@ torch::Tensor reduce_from_group(const torch::Tensor& x, Communicator& group);
 // Sequence parallel's entry into a parallel region; context parallel's K/V gather.
 torch::Tensor gather_along(const torch::Tensor& x, int64_t dim, Communicator& group);
 
+// Forward: as gather_along; backward: this rank's part of the gradient, which every rank holds
+// whole because what follows runs alike on every rank (split). Sequence parallel's gather before
+// layers that every rank runs on the whole sequence.
+torch::Tensor gather_whole_along(const torch::Tensor& x, int64_t dim, Communicator& group);
+
 // Forward: the sum over the group, split along `dim` (which the group size must divide), rank r
 // keeping part r; backward: the parts' gradients all-gathered along `dim`. Sequence parallel's
 // exit from a parallel region.

@@ -1,6 +1,8 @@
 // Data parallelism over replicas (see data_parallel.h).
 #include "parallel/data_parallel.h"
 
+#include <cmath>
+
 #include "common/error.h"
 
 namespace reel::parallel {
@@ -43,6 +45,32 @@ double DataParallel::average_gradients(const std::vector<torch::Tensor>& params,
     offset += n;
   }
   return buffer[offset].item<double>();
+}
+
+torch::Tensor grad_square_sum(const std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>* weights) {
+  torch::NoGradGuard no_grad;
+  REEL_CHECK(weights == nullptr || weights->size() == params.size(), "grad_square_sum: ", weights->size(),
+             " weights for ", params.size(), " tensors");
+  torch::Tensor sq = torch::zeros({1}, torch::kFloat64);
+  for (size_t i = 0; i < params.size(); ++i) {
+    const torch::Tensor& g = params[i].grad();
+    if (!g.defined()) continue;
+    torch::Tensor g2 = g.to(torch::kFloat64).pow(2);
+    sq += weights ? (g2 * (*weights)[i].to(torch::kFloat64)).sum() : g2.sum();
+  }
+  return sq;
+}
+
+double clip_to_norm(const std::vector<torch::Tensor>& params, const torch::Tensor& square_sum, double max_norm) {
+  torch::NoGradGuard no_grad;
+  const double norm = std::sqrt(square_sum.item<double>());
+  const double coef = max_norm / (norm + 1e-6);
+  if (coef < 1) {
+    for (const auto& p : params) {
+      if (p.grad().defined()) p.grad().mul_(coef);
+    }
+  }
+  return norm;
 }
 
 }  // namespace reel::parallel

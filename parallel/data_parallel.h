@@ -18,6 +18,15 @@ namespace reel::parallel {
 // split evenly (names both and what to change).
 int64_t per_rank_batch(int64_t batch, int size);
 
+// Clipping by a global norm whose parts live on several ranks: the sum of the squares of the
+// tensors' gradients in fp64, each scaled by its weight (none: 1; a weight is a scalar or laid out
+// like its tensor), for the caller to sum over the ranks that hold the other parts ...
+torch::Tensor grad_square_sum(const std::vector<torch::Tensor>& params,
+                              const std::vector<torch::Tensor>* weights = nullptr);
+// ... and, from the total, every gradient scaled by max_norm / (norm + 1e-6) when that is below 1
+// (the rule of torch::nn::utils::clip_grad_norm_). Returns the norm.
+double clip_to_norm(const std::vector<torch::Tensor>& params, const torch::Tensor& square_sum, double max_norm);
+
 class DataParallel {
  public:
   explicit DataParallel(Communicator& group) : group_(group) {}  // `group` must outlive this object

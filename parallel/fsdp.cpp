@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "parallel/data_parallel.h"
 
 namespace reel::parallel {
 
@@ -234,21 +235,11 @@ void Fsdp::synchronize() {
   }
 }
 
-double Fsdp::clip_grad_norm(double max_norm) {
-  torch::NoGradGuard no_grad;
-  torch::Tensor sq = torch::zeros({1}, torch::kFloat64);
-  for (auto& s : shards_) {
-    if (s.grad().defined()) sq += s.grad().to(torch::kFloat64).pow(2).sum();
-  }
+double Fsdp::clip_grad_norm(double max_norm, const std::vector<torch::Tensor>* weights, Communicator* also_over) {
+  torch::Tensor sq = grad_square_sum(shards_, weights);
   shard_.all_reduce(sq, ReduceOp::kSum);  // replicas hold equal shards: one group's sum is the total
-  const double norm = std::sqrt(sq.item<double>());
-  const double coef = max_norm / (norm + 1e-6);
-  if (coef < 1) {
-    for (auto& s : shards_) {
-      if (s.grad().defined()) s.mutable_grad().mul_(coef);
-    }
-  }
-  return norm;
+  if (also_over) also_over->all_reduce(sq, ReduceOp::kSum);
+  return clip_to_norm(shards_, sq, max_norm);
 }
 
 void Fsdp::zero_grad() {

@@ -77,7 +77,11 @@ class Fsdp {
   void synchronize();
   // Global gradient norm over every shard (collective); scales every shard's grad by
   // max_norm / norm when the norm exceeds max_norm. Returns the norm before clipping.
-  double clip_grad_norm(double max_norm);
+  // Under tensor parallelism each rank's shards hold its tp slices: `weights` (one per shard,
+  // laid out like it: 1 for elements of cut weights, 1 / tp for whole ones, which every tp rank
+  // holds alike) scale the squares, which are then summed over `also_over` too.
+  double clip_grad_norm(double max_norm, const std::vector<torch::Tensor>* weights = nullptr,
+                        Communicator* also_over = nullptr);
   void zero_grad();  // the shards' gradients to zero
   // After the optimizer changed the shards: the root unit re-gathered; blocks gather on use.
   void after_optimizer_step();

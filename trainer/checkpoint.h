@@ -127,6 +127,8 @@ void add_adamw_state(const torch::optim::AdamW& opt, const torch::nn::Module& mo
 // before the parameter's first step.
 std::string adamw_state_key(const torch::Tensor& param);
 const torch::optim::AdamWParamState* adamw_param_state(const torch::optim::AdamW& opt, const torch::Tensor& param);
+// Where a parameter's AdamW state lives in a checkpoint: "optim/<name>/<field>".
+inline constexpr const char* kOptimPrefix = "optim/";
 // One parameter's entries as add_adamw_state lays them out ("optim/<name>/step", "/exp_avg",
 // "/exp_avg_sq"), from whole tensors (copied to the CPU): for state kept elsewhere (FSDP shards).
 void add_adamw_entries(const std::string& name, int64_t step, const torch::Tensor& exp_avg,

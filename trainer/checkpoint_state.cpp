@@ -109,7 +109,6 @@ void add_module_state(const torch::nn::Module& module, const std::string& prefix
 
 namespace {
 
-constexpr const char* kOptimPrefix = "optim/";
 constexpr const char* kAdamWFields[] = {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
 
 // The options of the group holding each parameter the optimizer holds, by state key. Every one

@@ -6,48 +6,73 @@
 #include "parallel/tensor_parallel.h"
 
 namespace reel::trainer {
-namespace {
 
-void replace(torch::Tensor& param, const torch::Tensor& value) {
-  torch::NoGradGuard no_grad;
-  param.set_data(value.clone());
+TensorParallelPlan tensor_parallel_plan(const model::T2VModelImpl& model) {
+  TensorParallelPlan plan;
+  const TensorParallelCut row{false, 1};
+  for (const std::string& block : model.block_prefixes()) {
+    plan[block + "attn.qkv.weight"] = {true, 3};
+    plan[block + "attn.out.weight"] = row;
+    plan[block + "cross.q.weight"] = {true, 1};
+    plan[block + "cross.kv.weight"] = {true, 2};
+    plan[block + "cross.out.weight"] = row;
+    plan[block + "ffn.w13.weight"] = {true, 2};
+    plan[block + "ffn.w2.weight"] = row;
+  }
+  return plan;
 }
 
-}  // namespace
+torch::Tensor tensor_parallel_slice(const TensorParallelCut& cut, const torch::Tensor& whole,
+                                    const parallel::Communicator& tp) {
+  return cut.column ? parallel::column_shard(whole, cut.groups, tp) : parallel::row_shard(whole, tp);
+}
 
-void apply_tensor_parallel(model::T2VModelImpl& model, parallel::Communicator& tp) {
-  if (tp.size() == 1) return;
+torch::Tensor tensor_parallel_gather(const TensorParallelCut& cut, const torch::Tensor& local,
+                                     parallel::Communicator& tp) {
+  return cut.column ? parallel::gather_column_shards(local, cut.groups, tp) : parallel::gather_row_shards(local, tp);
+}
+
+TensorParallelPlan apply_tensor_parallel(model::T2VModelImpl& model, parallel::Communicator& tp, bool sequence_parallel) {
+  if (tp.size() == 1) return {};
   const auto& o = model.options().transformer;
   if (o.heads % tp.size() != 0)
     fail("model.heads = ", o.heads, " does not split over parallel.tp = ", tp.size(), "; use a tp that divides it");
   model::ParallelRegion region;
-  region.enter = [&tp](const torch::Tensor& x) { return parallel::copy_to_group(x, tp); };
-  region.context = region.enter;
-  region.exit = [&tp](const torch::Tensor& x) { return parallel::reduce_from_group(x, tp); };
+  const model::ParallelRegion::Fn copy = [&tp](const torch::Tensor& x) { return parallel::copy_to_group(x, tp); };
+  region.context = copy;  // the text: whole on every rank, each projecting it for its heads
+  if (sequence_parallel) {  // blocks: (B, N / tp, D) in and out
+    region.enter = [&tp](const torch::Tensor& x) { return parallel::gather_along(x, 1, tp); };
+    region.exit = [&tp](const torch::Tensor& x) { return parallel::reduce_scatter_along(x, 1, tp); };
+    auto& seq = model.transformer->sequence;
+    seq.split = [&tp](const torch::Tensor& x, int64_t dim) { return parallel::split_along(x, dim, tp); };
+    seq.gather = [&tp](const torch::Tensor& x, int64_t dim) { return parallel::gather_whole_along(x, dim, tp); };
+    seq.shared = copy;
+  } else {
+    region.enter = copy;
+    region.exit = [&tp](const torch::Tensor& x) { return parallel::reduce_from_group(x, tp); };
+  }
   for (const auto& holder : model.transformer->block_list()) {
-    const auto& block = holder.ptr();
-    auto& attn = *block->attn;
-    REEL_CHECK(!attn.qv_bias.defined(), "tensor parallel: the video blocks' self-attention has no biases");
-    replace(attn.qkv->weight, parallel::column_shard(attn.qkv->weight, 3, tp));
-    replace(attn.out->weight, parallel::row_shard(attn.out->weight, tp));
-    attn.set_local_heads(o.heads / tp.size());
-    attn.region = region;
-
-    auto& cross = *block->cross;
-    replace(cross.q->weight, parallel::column_shard(cross.q->weight, 1, tp));
-    replace(cross.kv->weight, parallel::column_shard(cross.kv->weight, 2, tp));
-    replace(cross.out->weight, parallel::row_shard(cross.out->weight, tp));
-    cross.set_local_heads(o.heads / tp.size());
-    cross.region = region;
-
-    auto& ffn = *block->ffn;
-    const int64_t hidden = ffn.w2->weight.size(1);
+    auto& block = *holder.ptr();
+    REEL_CHECK(!block.attn->qv_bias.defined(), "tensor parallel: the video blocks' self-attention has no biases");
+    const int64_t hidden = block.ffn->w2->weight.size(1);
     if (hidden % tp.size() != 0)
       fail("the FFN width ", hidden, " (model.ffn_dim) does not split over parallel.tp = ", tp.size());
-    replace(ffn.w13->weight, parallel::column_shard(ffn.w13->weight, 2, tp));
-    replace(ffn.w2->weight, parallel::row_shard(ffn.w2->weight, tp));
-    ffn.region = region;
+    block.attn->set_local_heads(o.heads / tp.size());
+    block.attn->region = region;
+    block.cross->set_local_heads(o.heads / tp.size());
+    block.cross->region = region;
+    block.ffn->region = region;
+    if (sequence_parallel) block.shared = copy;
   }
+  const TensorParallelPlan plan = tensor_parallel_plan(model);
+  auto params = model.named_parameters();
+  torch::NoGradGuard no_grad;
+  for (const auto& [name, cut] : plan) {
+    torch::Tensor* param = params.find(name);
+    REEL_CHECK(param != nullptr, "tensor parallel plan names '", name, "', which the model does not have");
+    param->set_data(tensor_parallel_slice(cut, *param, tp));
+  }
+  return plan;
 }
 
 }  // namespace reel::trainer

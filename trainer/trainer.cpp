@@ -3,6 +3,7 @@
 
 #include <ATen/autocast_mode.h>
 
+#include <algorithm>
 #include <chrono>
 #include <exception>
 #include <thread>
@@ -151,6 +152,17 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
            ") cannot hold; raise the maxima or use a patch whose height and width divide the bucket's");
     }
   }
+  if (recipe_.parallel.sequence_parallel && mesh_ && mesh_->dims().tp > 1) {
+    std::vector<data::Bucket> buckets = train_data_->buckets();
+    for (const data::Bucket& b : val_data_->buckets()) buckets.push_back(b);
+    for (const data::Bucket& b : buckets) {
+      const int64_t tokens = video_tokens(recipe_, b.frames, b.height, b.width);
+      if (tokens % mesh_->dims().tp != 0)
+        fail(recipe_.source, ": dataset '", recipe_.data.dir, "' has bucket ", b.name(), " of ", tokens,
+             " tokens, which parallel.sequence_parallel cannot split over parallel.tp = ", mesh_->dims().tp,
+             "; use a tp that divides every bucket's token count, or parallel.sequence_parallel=false");
+    }
+  }
   model_ = spec.build(options);
   model_->init_weights(recipe_.seed);
   model_->train();
@@ -158,13 +170,13 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
     if (p.value().requires_grad()) params_.push_back(p.value());
   }
   if (dp_) dp_->broadcast_parameters(params_);  // replicas start equal whatever their RNG did
-  const bool sharded = mesh_ && mesh_->dims().dp_shard > 1;
+  const bool sharded = mesh_ && (mesh_->dims().dp_shard > 1 || mesh_->dims().tp > 1);
   const int64_t batch_threads = tr.batch_threads > 0 ? tr.batch_threads : (sharded ? 1 : threads);
   if (batch_threads > 1) {
     if (sharded) {
-      fail(recipe_.source, ": trainer.batch_threads = ", tr.batch_threads, " cannot be combined with FSDP (",
-           "parallel.dp_shard = ", mesh_->dims().dp_shard, "); set trainer.batch_threads=1 or run replicas ",
-           "(parallel.dp_shard=1)");
+      fail(recipe_.source, ": trainer.batch_threads = ", tr.batch_threads, " cannot be combined with FSDP or ",
+           "tensor parallel (", mesh_->dims().describe(), "); set trainer.batch_threads=1 or run replicas ",
+           "(parallel.dp_shard=1 parallel.tp=1)");
     }
     threads_per_copy_ = std::max<int>(1, threads / static_cast<int>(batch_threads));
     torch::NoGradGuard no_grad;
@@ -204,7 +216,9 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
   }
 
   sync_copies();  // the batch threads' models take the resumed weights
-  if (mesh_ && mesh_->dims().dp_shard > 1) shard_model();  // after a resume: the loaded state is sharded
+  // After a resume the loaded (whole) state is cut over tp, then sharded over the fsdp group.
+  if (mesh_ && mesh_->dims().tp > 1) shard_tensor_parallel();
+  if (mesh_ && mesh_->dims().dp_shard > 1) shard_model();
   install_block_runner();
 
   data::LoaderOptions lo;
@@ -245,7 +259,8 @@ double Trainer::step_flops(const data::Batch& batch) const {
   for (const std::string& c : batch.captions) longest = std::max(longest, c.size() + 7);  // "FPS-NN "
   int64_t text_len = std::min<int64_t>(longest, recipe_.model.text_encoders.front().max_len) + 2;
   model::FlopCount f = model::t2v_forward_flops(model_->options(), tokens, text_len);
-  return 3.0 * f.forward_flops * static_cast<double>(batch.captions.size());
+  const double tp = tp_ ? static_cast<double>(tp_->size()) : 1.0;  // each tp rank runs 1/tp of the blocks
+  return 3.0 * (f.forward_flops - f.block_flops * (1.0 - 1.0 / tp)) * static_cast<double>(batch.captions.size());
 }
 
 StepStats Trainer::train_step() {
@@ -313,11 +328,7 @@ StepStats Trainer::train_step() {
     data_group_->all_reduce(loss, parallel::ReduceOp::kAvg);
     s.loss = loss.item<double>();
   }
-  if (fsdp_) {
-    s.grad_norm = fsdp_->clip_grad_norm(max_norm);
-  } else {
-    s.grad_norm = torch::nn::utils::clip_grad_norm_(params_, max_norm);
-  }
+  s.grad_norm = clip_gradients(max_norm);
   s.comm_seconds += std::chrono::duration<double>(Clock::now() - c0).count();
   optimizer_->step();
   if (fsdp_) fsdp_->after_optimizer_step();
@@ -327,6 +338,14 @@ StepStats Trainer::train_step() {
   s.step = step_;
   s.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   return s;
+}
+
+double Trainer::clip_gradients(double max_norm) {
+  if (fsdp_) return fsdp_->clip_grad_norm(max_norm, tp_ ? &norm_weights_ : nullptr, tp_);
+  if (!tp_) return torch::nn::utils::clip_grad_norm_(params_, max_norm);
+  torch::Tensor sq = parallel::grad_square_sum(params_, &norm_weights_);
+  tp_->all_reduce(sq, parallel::ReduceOp::kSum);
+  return parallel::clip_to_norm(params_, sq, max_norm);
 }
 
 void Trainer::sync_copies() {
@@ -421,6 +440,16 @@ void Trainer::shard_model() {
                                            mesh_->group(parallel::MeshGroup::kFsdp),
                                            &mesh_->group(parallel::MeshGroup::kReplicate), fo);
   params_ = fsdp_->shards();
+  if (tp_) {  // the norm weights, laid out like the shards
+    auto named = model_->named_parameters();
+    const double whole = 1.0 / tp_->size();
+    norm_weights_.clear();
+    for (int64_t u = 0; u < fsdp_->num_units(); ++u) {
+      norm_weights_.push_back(fsdp_->shard_from_full(u, [&](const std::string& name) {
+        return torch::full(named[name].sizes(), tp_plan_.count(name) ? 1.0 : whole, torch::kFloat32);
+      }));
+    }
+  }
 
   auto sharded = std::make_unique<torch::optim::AdamW>(params_, adamw_options(tr));
   std::vector<std::string> ema_names;
@@ -450,6 +479,47 @@ void Trainer::shard_model() {
   if (ema_) {
     double decay = ema_->decay();
     ema_.emplace(ema_names, ema_values, decay);
+  }
+}
+
+void Trainer::shard_tensor_parallel() {
+  tp_ = &mesh_->group(parallel::MeshGroup::kTp);
+  tp_plan_ = apply_tensor_parallel(*model_, *tp_, recipe_.parallel.sequence_parallel);
+  torch::NoGradGuard no_grad;
+  auto named = model_->named_parameters();
+  auto slice = [&](const TensorParallelCut& cut, const torch::Tensor& whole) {
+    return tensor_parallel_slice(cut, whole, *tp_);
+  };
+  for (const auto& [name, cut] : tp_plan_) {
+    auto it = optimizer_->state().find(adamw_state_key(named[name]));  // the parameter kept its identity
+    if (it != optimizer_->state().end()) {  // a resumed run's moments
+      auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
+      st.exp_avg(slice(cut, st.exp_avg()));
+      st.exp_avg_sq(slice(cut, st.exp_avg_sq()));
+      if (st.max_exp_avg_sq().defined()) st.max_exp_avg_sq(slice(cut, st.max_exp_avg_sq()));
+    }
+    if (ema_) {
+      const auto& names = ema_->names();
+      const size_t i = std::find(names.begin(), names.end(), name) - names.begin();
+      REEL_CHECK(i < names.size(), "tensor parallel: no EMA of '", name, "'");
+      ema_->shadow()[i] = slice(cut, ema_->shadow()[i]);
+    }
+  }
+  // The norm weights, per trainable parameter (shard_model lays them out like the shards).
+  const double whole = 1.0 / tp_->size();
+  for (const auto& p : named) {
+    if (p.value().requires_grad()) norm_weights_.push_back(torch::scalar_tensor(tp_plan_.count(p.key()) ? 1.0 : whole));
+  }
+}
+
+void Trainer::gather_tensor_parallel(Checkpoint& ckpt) {
+  for (const auto& [name, cut] : tp_plan_) {  // the same names in the same order on every tp rank
+    const std::string optim = kOptimPrefix + name + "/";
+    for (const std::string& key : {"model/" + name, "ema/" + name, optim + "exp_avg", optim + "exp_avg_sq",
+                                   optim + "max_exp_avg_sq"}) {
+      auto it = ckpt.tensors.find(key);
+      if (it != ckpt.tensors.end()) it->second = tensor_parallel_gather(cut, it->second, *tp_);
+    }
   }
 }
 
@@ -492,7 +562,6 @@ std::string Trainer::save_checkpoint() {
   ckpt.step = step_;
   if (fsdp_) {
     add_sharded_state(ckpt);  // collective
-    if (!writer_) return {};
   } else {
     add_module_state(*model_, "model/", ckpt);
     add_adamw_state(*optimizer_, *model_, ckpt);
@@ -502,6 +571,8 @@ std::string Trainer::save_checkpoint() {
       }
     }
   }
+  if (tp_) gather_tensor_parallel(ckpt);  // collective
+  if (!writer_) return {};
   if (ema_) ckpt.meta["ema_decay"] = std::to_string(ema_->decay());
   ckpt.tensors["rng/torch_cpu"] = at::detail::getDefaultCPUGenerator().get_state();
   data::LoaderPosition pos = loader_->position();
@@ -600,8 +671,8 @@ void Trainer::run() {
       loss_sum = norm_sum = seconds = flops = 0;
       samples = tokens = count = 0;
     }
-    if ((writer_ || fsdp_) && ((tr.ckpt_every > 0 && step_ % tr.ckpt_every == 0) || step_ == tr.steps)) {
-      std::string path = save_checkpoint();  // with FSDP every rank takes part, rank 0 writes
+    if ((writer_ || fsdp_ || tp_) && ((tr.ckpt_every > 0 && step_ % tr.ckpt_every == 0) || step_ == tr.steps)) {
+      std::string path = save_checkpoint();  // with FSDP or TP every rank takes part, rank 0 writes
       if (writer_) log_info("checkpoint ", path);
     }
   }

@@ -22,6 +22,7 @@
 #include "trainer/ema.h"
 #include "trainer/flow_matching.h"
 #include "trainer/metrics.h"
+#include "trainer/parallelize.h"
 #include "trainer/recipe.h"
 
 namespace reel::trainer {
@@ -61,7 +62,8 @@ class Trainer {
   // the checkpoint `latest` names (if the run has one) and continues from it. With a `mesh`
   // every rank of its dp group takes its slice of each global batch: with dp_shard > 1 the
   // model is sharded (FSDP over the fsdp group, HSDP over the replicate group), otherwise the
-  // gradients are averaged over the replicas. Only world rank 0 writes files. `mesh` must
+  // gradients are averaged over the replicas; with tp > 1 the blocks are cut over the tp group
+  // (trainer/parallelize.h) first, and its ranks see the same data. Only world rank 0 writes files. `mesh` must
   // outlive the trainer.
   Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh = nullptr);
 
@@ -84,6 +86,12 @@ class Trainer {
  private:
   void load_checkpoint(const std::string& path);
   void shard_model();
+  // parallel.tp > 1: the planned weights, their Adam moments and EMA cut to this rank's slices.
+  void shard_tensor_parallel();
+  // The gradients clipped by their global norm (over every shard and tp slice); returns the norm.
+  double clip_gradients(double max_norm);
+  // parallel.tp > 1: the checkpoint's cut tensors made whole (collective over tp).
+  void gather_tensor_parallel(Checkpoint& ckpt);
   void install_block_runner();
   void sync_copies();  // the batch threads' model copies <- model_'s trainable parameters
   // One micro-batch's forward and backward, its rows split over the batch threads; returns the
@@ -116,6 +124,11 @@ class Trainer {
   parallel::Communicator* data_group_ = nullptr;   // the ranks that take different samples, or none
   std::unique_ptr<parallel::DataParallel> dp_;     // replicas (dp_shard == 1), or none
   std::unique_ptr<parallel::Fsdp> fsdp_;           // FSDP / HSDP (dp_shard > 1), or none
+  parallel::Communicator* tp_ = nullptr;           // tensor parallel (tp > 1), or none
+  TensorParallelPlan tp_plan_;                     // the weights cut over tp_
+  // tp > 1: each params_ entry's weight in the squared gradient norm summed over tp (1 for cut
+  // weights, 1 / tp for whole ones, which every tp rank holds alike); laid out like it.
+  std::vector<torch::Tensor> norm_weights_;
   bool writer_ = true;                 // writes recipe.yaml, metrics.jsonl and checkpoints
 };
 

@@ -68,6 +68,21 @@ TEST(Collectives, GatherAlongConcatenatesAndReduceScattersBack) {
   }
 }
 
+// What follows the gather runs alike on every rank (one loss, the same on each): each rank's
+// gradient is its own part of that loss's gradient, with no sum over the ranks.
+TEST(Collectives, GatherWholeAlongConcatenatesAndSplitsBack) {
+  for (int64_t dim : {0, 1}) {
+    std::vector<int64_t> global = {2, 3, 2};
+    global[dim] *= n();
+    torch::Tensor whole = seeded(global, 25);
+    torch::Tensor x = whole.chunk(n(), dim)[r()].clone().requires_grad_();
+    torch::Tensor y = gather_whole_along(x, dim, world());
+    expect_close(y, whole, "forward");
+    (y * weights(global, 0)).sum().backward();
+    expect_close(x.grad(), weights(global, 0).chunk(n(), dim)[r()], "gradient");
+  }
+}
+
 TEST(Collectives, ReduceScatterAlongSumsKeepsOwnPartAndGathersBack) {
   for (int64_t dim : {0, 2}) {
     std::vector<int64_t> global = {2, 3, 2};

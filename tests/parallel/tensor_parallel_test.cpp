@@ -49,38 +49,34 @@ std::pair<torch::Tensor, std::map<std::string, torch::Tensor>> run(model::T2VMod
   return {out.detach(), grads};
 }
 
-TEST(TensorParallel, BlocksMatchOneProcess) {
-  if (4 % world().size() != 0) GTEST_SKIP() << "4 heads do not split over " << world().size() << " ranks";
+// The model cut over every world rank (optionally with its tokens split too) gives one process's
+// output, and each parameter's gradient (gathered whole for the cut weights) equals one process's.
+void expect_matches_one_process(bool sequence_parallel) {
   model::T2VModel ref = make_model();
   auto [ref_out, ref_grads] = run(ref);
   model::T2VModel m = make_model();
-  trainer::apply_tensor_parallel(*m, world());
+  const trainer::TensorParallelPlan plan = trainer::apply_tensor_parallel(*m, world(), sequence_parallel);
   auto [out, grads] = run(m);
   EXPECT_TRUE(torch::allclose(out, ref_out, 1e-5, 1e-6)) << "max diff " << (out - ref_out).abs().max().item<double>();
-  int64_t sliced = 0;
   for (const auto& [name, g] : grads) {
-    torch::Tensor whole;
-    const bool in_block = name.rfind("transformer.blocks.", 0) == 0;  // the text encoder is not split
-    auto ends_with = [&](const std::string& s) {
-      return in_block && name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
-    };
-    if (ends_with("attn.qkv.weight")) {
-      whole = gather_column_shards(g, 3, world());
-    } else if (ends_with("cross.kv.weight") || ends_with("ffn.w13.weight")) {
-      whole = gather_column_shards(g, 2, world());
-    } else if (ends_with("cross.q.weight")) {
-      whole = gather_column_shards(g, 1, world());
-    } else if (ends_with("attn.out.weight") || ends_with("cross.out.weight") || ends_with("ffn.w2.weight")) {
-      whole = gather_row_shards(g, world());
-    } else {
-      whole = g;
-    }
-    if (!whole.is_same(g)) ++sliced;
+    auto cut = plan.find(name);
+    torch::Tensor whole = cut == plan.end() ? g : trainer::tensor_parallel_gather(cut->second, g, world());
     const torch::Tensor& expected = ref_grads.at(name);
     double rel = (whole - expected).norm().item<double>() / (expected.norm().item<double>() + 1e-12);
     EXPECT_LT(rel, 1e-5) << name << " on rank " << world().rank();
   }
-  EXPECT_EQ(sliced, 2 * 7);  // 7 sliced weights per block, 2 blocks
+  EXPECT_EQ(plan.size(), world().size() == 1 ? 0u : 2u * 7u);  // 7 cut weights per block, 2 blocks
+}
+
+TEST(TensorParallel, BlocksMatchOneProcess) {
+  if (4 % world().size() != 0) GTEST_SKIP() << "4 heads do not split over " << world().size() << " ranks";
+  expect_matches_one_process(/*sequence_parallel=*/false);
+}
+
+// Sequence parallel: the 8 tokens of each sample split over the ranks between the blocks' layers.
+TEST(TensorParallel, SequenceParallelMatchesOneProcess) {
+  if (4 % world().size() != 0) GTEST_SKIP() << "4 heads do not split over " << world().size() << " ranks";
+  expect_matches_one_process(/*sequence_parallel=*/true);
 }
 
 }  // namespace

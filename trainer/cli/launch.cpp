@@ -1,6 +1,9 @@
 // The shared start of `reel train` and `reel bench step` (see launch.h).
 #include "trainer/cli/launch.h"
 
+#include <chrono>
+#include <thread>
+
 #include "parallel/data_parallel.h"
 
 #include "common/error.h"
@@ -19,18 +22,19 @@ std::optional<std::unique_ptr<TrainingLaunch>> TrainingLaunch::start(const std::
     l->dims_ = parallel::ParallelDims{int(p.dp_replicate), int(p.dp_shard), int(p.cp), int(p.tp)}.resolved(
         launch.world_size);
     const parallel::ParallelDims& d = l->dims_;
-    if (d.cp > 1 || d.tp > 1)
-      fail("this job's mesh is ", d.describe(), ", but context parallel and tensor parallel are not built yet; ",
-           "use data parallelism instead: parallel.dp_shard=", launch.world_size / d.dp_replicate,
-           " (FSDP) or parallel.dp_replicate=", launch.world_size, " parallel.dp_shard=1 (replicas)");
-    if (l->recipe_.trainer.batch_threads > 1 && d.dp_shard > 1)
+    if (d.cp > 1)
+      fail("this job's mesh is ", d.describe(), ", but context parallel is not built yet; use parallel.cp=1 ",
+           "with data parallelism (parallel.dp_shard, parallel.dp_replicate) and tensor parallelism (parallel.tp)");
+    if (l->recipe_.trainer.batch_threads > 1 && (d.dp_shard > 1 || d.tp > 1))
       fail(l->recipe_.source, ": trainer.batch_threads = ", l->recipe_.trainer.batch_threads,
-           " cannot be combined with FSDP (parallel.dp_shard = ", d.dp_shard,
-           "); set trainer.batch_threads=0 or 1, or run replicas (parallel.dp_shard=1)");
+           " cannot be combined with FSDP or tensor parallel (", d.describe(),
+           "); set trainer.batch_threads=0 or 1, or run replicas (parallel.dp_shard=1 parallel.tp=1)");
     // the global batch must split evenly over the ranks that take different samples
     parallel::per_rank_batch(l->recipe_.data.batch_size, d.dp_replicate * d.dp_shard);
   } catch (const UserError&) {
     if (launch.rank == 0) throw;
+    // mpirun aborts the job at the first non-zero exit: give rank 0 the time to print the message.
+    std::this_thread::sleep_for(std::chrono::seconds(2));
     return std::nullopt;
   }
   if (launch.world_size > 1) {

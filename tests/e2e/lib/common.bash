@@ -33,18 +33,22 @@ TINY=(model.dim=32 model.depth=1 model.heads=2 model.max_frames=4 model.max_heig
       trainer.val_samples=4 trainer.threads=1 sample.bucket=4x8x8 sample.scale=2
       eval.prompts=8 eval.steps=4)
 
-# same_training DIR_A DIR_B STEP: the runs logged the same loss at every step (1e-6 relative) and
-# their step-STEP checkpoints hold the same weights and EMA (||a - b|| / ||a|| <= 1e-5) and Adam
-# moments (3e-5: the second moment squares the gradients' rounding).
+# same_training DIR_A DIR_B STEP [RTOL]: the runs logged the same loss (1e-6 relative) and gradient
+# norm (1e-5) at every step, and their step-STEP checkpoints hold the same weights and EMA
+# (||a - b|| / ||a|| <= RTOL, default 1e-5) and Adam moments (3e-5: the second moment squares the
+# gradients' rounding).
 same_training() {
-  local a="$1" b="$2" step
+  local a="$1" b="$2" step rtol="${4:-1e-5}"
   step=$(printf "%08d" "$3")
-  losses() { grep -o '"loss":[-0-9.e]*' "$1" | cut -d: -f2; }
-  paste <(losses "$a/metrics.jsonl") <(losses "$b/metrics.jsonl") |
+  logged() { grep -o "\"$1\":[-0-9.e]*" "$2" | cut -d: -f2; }
+  paste <(logged loss "$a/metrics.jsonl") <(logged loss "$b/metrics.jsonl") |
     awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > 1e-6 * ($1 < 0 ? -$1 : $1)) { print "step " NR ": " $1 " vs " $2; bad = 1 } }
          END { exit bad || NR == 0 }' || die "losses of $a and $b differ"
+  paste <(logged grad_norm "$a/metrics.jsonl") <(logged grad_norm "$b/metrics.jsonl") |
+    awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > 1e-5 * $1) { print "step " NR ": " $1 " vs " $2; bad = 1 } }
+         END { exit bad || NR == 0 }' || die "gradient norms of $a and $b differ"
   for prefix in model/ ema/; do
-    "$REEL" ckpt compare "$a/checkpoints/step_$step.h5" "$b/checkpoints/step_$step.h5" --prefix $prefix --rtol 1e-5 ||
+    "$REEL" ckpt compare "$a/checkpoints/step_$step.h5" "$b/checkpoints/step_$step.h5" --prefix $prefix --rtol "$rtol" ||
       die "$prefix tensors of $a and $b differ"
   done
   "$REEL" ckpt compare "$a/checkpoints/step_$step.h5" "$b/checkpoints/step_$step.h5" --prefix optim/ --rtol 3e-5 ||
