@@ -117,7 +117,14 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x_in, const torch:
     projected = qkv(x);
   }
   auto parts = projected.view({b, n, 3, heads_, head_dim_}).permute({2, 0, 3, 1, 4}).unbind(0);
-  return ParallelRegion::apply(region.exit, out(merge_heads(attention(parts[0], parts[1], parts[2], key_mask))));
+  torch::Tensor o;
+  if (region.attend) {
+    REEL_CHECK(!key_mask.defined(), "self-attention: a key mask with a parallel attention (context parallel)");
+    o = region.attend(parts[0], parts[1], parts[2]);
+  } else {
+    o = attention(parts[0], parts[1], parts[2], key_mask);
+  }
+  return ParallelRegion::apply(region.exit, out(merge_heads(o)));
 }
 
 void SelfAttentionImpl::init_weights(at::Generator& gen) {

@@ -61,7 +61,8 @@ FlopCount t2v_forward_flops(const T2VOptions& o, int64_t video_tokens, int64_t t
   }
   double block_attention = depth * (4 * n * n * d + 4 * n * s * d);
   double blocks = 2 * (depth * (6 * d * d + 3 * d * f) * n + depth * 2 * d * d * s) + block_attention;
-  return {w_video, 2 * (w_video * n + w_sample + w_text) + block_attention + text_attention, blocks};
+  return {w_video, 2 * (w_video * n + w_sample + w_text) + block_attention + text_attention, blocks,
+          2 * w_video * n + block_attention};
 }
 
 }  // namespace reel::model

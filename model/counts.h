@@ -27,6 +27,7 @@ struct FlopCount {
   double matmul_params_per_token;  // weights a video token meets in Linear layers: W_v below
   double forward_flops;            // one sample, forward only; training ~ 3x this
   double block_flops;              // of which the blocks' attention and FFN (what tensor parallel splits)
+  double token_flops;              // of which per video token (what context parallel splits)
 };
 
 // Forward FLOPs for ONE sample with N = video_tokens transformer tokens and L = text_len tokens

@@ -87,7 +87,9 @@ torch::Tensor VideoTransformerImpl::forward(const torch::Tensor& x, const torch:
     h = runner_ ? runner_(static_cast<int64_t>(i), inputs, run) : run(inputs);
   }
   if (sequence.gather) h = sequence.gather(h, 1);
-  auto out = unpatchify(final(h, time_act), o.patch, o.in_channels, xin.size(2), x.size(3), x.size(4));
+  h = final(h, time_act);
+  if (sequence.gather_out) h = sequence.gather_out(h, 1);
+  auto out = unpatchify(h, o.patch, o.in_channels, xin.size(2), x.size(3), x.size(4));
   return xin.size(2) == frames ? out : out.narrow(2, 0, frames);  // the padding frames' outputs dropped
 }
 

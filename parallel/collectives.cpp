@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "parallel/autograd_group.h"
 
 namespace reel::parallel {
 namespace {
@@ -11,13 +12,8 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// The communicator travels through the autograd context as an integer.
-void keep_group(AutogradContext* ctx, Communicator& group) {
-  ctx->saved_data["group"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(&group));
-}
-Communicator& group_of(AutogradContext* ctx) {
-  return *reinterpret_cast<Communicator*>(static_cast<intptr_t>(ctx->saved_data["group"].toInt()));
-}
+using detail::group_of;
+using detail::keep_group;
 
 int64_t checked_dim(const torch::Tensor& x, int64_t dim) {
   REEL_CHECK(x.dim() > 0, "a collective along a dimension needs a tensor with one, got a scalar");

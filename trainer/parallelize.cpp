@@ -2,7 +2,9 @@
 #include "trainer/parallelize.h"
 
 #include "common/error.h"
+#include "model/attention.h"
 #include "parallel/collectives.h"
+#include "parallel/context_parallel.h"
 #include "parallel/tensor_parallel.h"
 
 namespace reel::trainer {
@@ -73,6 +75,21 @@ TensorParallelPlan apply_tensor_parallel(model::T2VModelImpl& model, parallel::C
     param->set_data(tensor_parallel_slice(cut, *param, tp));
   }
   return plan;
+}
+
+void apply_context_parallel(model::T2VModelImpl& model, parallel::Communicator& cp, const std::string& mode) {
+  if (cp.size() == 1) return;
+  auto local = [](const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+    return model::attention(q, k, v, torch::Tensor());
+  };
+  auto attend = parallel::context_parallel_attention(mode, cp, local);
+  for (const auto& holder : model.transformer->block_list()) holder.ptr()->attn->region.attend = attend;
+  auto& seq = model.transformer->sequence;
+  seq.split = [&cp, inner = seq.split](const torch::Tensor& x, int64_t dim) {
+    torch::Tensor part = parallel::part_along(x, dim, cp);  // then sequence parallel's split of it
+    return inner ? inner(part, dim) : part;
+  };
+  seq.gather_out = [&cp](const torch::Tensor& x, int64_t dim) { return parallel::gather_along(x, dim, cp); };
 }
 
 }  // namespace reel::trainer

@@ -47,4 +47,12 @@ torch::Tensor tensor_parallel_gather(const TensorParallelCut& cut, const torch::
 TensorParallelPlan apply_tensor_parallel(model::T2VModelImpl& model, parallel::Communicator& tp,
                                          bool sequence_parallel = false);
 
+// Context parallel over `cp` (after apply_tensor_parallel, if any): the transformer keeps this
+// rank's contiguous part of every sample's tokens (then split over tp with sequence parallel),
+// the self-attention attends over the whole sequence by `mode` (parallel/context_parallel.h),
+// and the head's output is gathered whole. No weight changes; the gradients count this rank's
+// tokens cp times, so averaging them over dp_shard x cp (FSDP) gives one process's. `cp` must
+// outlive the model.
+void apply_context_parallel(model::T2VModelImpl& model, parallel::Communicator& cp, const std::string& mode);
+
 }  // namespace reel::trainer

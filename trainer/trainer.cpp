@@ -65,6 +65,18 @@ torch::optim::AdamWOptions adamw_options(const TrainerSection& tr) {
 
 }  // namespace
 
+void check_token_split(const Recipe& recipe, const parallel::ParallelDims& dims, const std::vector<data::Bucket>& buckets) {
+  const int64_t parts = dims.cp * (recipe.parallel.sequence_parallel ? dims.tp : 1);
+  if (parts == 1) return;
+  for (const data::Bucket& b : buckets) {
+    const int64_t tokens = video_tokens(recipe, b.frames, b.height, b.width);
+    if (tokens % parts != 0)
+      fail(recipe.source, ": dataset '", recipe.data.dir, "' has bucket ", b.name(), " of ", tokens,
+           " tokens, which do not split into parallel.cp x parallel.tp (with sequence_parallel) = ", parts,
+           " parts; use a cp and tp that divide every bucket's token count, or a smaller model.patch");
+  }
+}
+
 ValidationResult validation_loss(model::T2VModel& model, const data::Dataset& val,
                                  const Recipe& recipe, int64_t max_samples) {
   torch::NoGradGuard no_grad;
@@ -128,7 +140,7 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
     mesh_ = mesh;
     writer_ = mesh->world().rank() == 0;
     data_group_ = &mesh->group(parallel::MeshGroup::kDp);
-    if (mesh->dims().dp_shard == 1 && mesh->dims().dp_replicate > 1) {
+    if (mesh->dims().dp_shard == 1 && mesh->dims().cp == 1 && mesh->dims().dp_replicate > 1) {
       dp_ = std::make_unique<parallel::DataParallel>(mesh->group(parallel::MeshGroup::kReplicate));
     }
   }
@@ -152,16 +164,10 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
            ") cannot hold; raise the maxima or use a patch whose height and width divide the bucket's");
     }
   }
-  if (recipe_.parallel.sequence_parallel && mesh_ && mesh_->dims().tp > 1) {
+  if (mesh_) {
     std::vector<data::Bucket> buckets = train_data_->buckets();
     for (const data::Bucket& b : val_data_->buckets()) buckets.push_back(b);
-    for (const data::Bucket& b : buckets) {
-      const int64_t tokens = video_tokens(recipe_, b.frames, b.height, b.width);
-      if (tokens % mesh_->dims().tp != 0)
-        fail(recipe_.source, ": dataset '", recipe_.data.dir, "' has bucket ", b.name(), " of ", tokens,
-             " tokens, which parallel.sequence_parallel cannot split over parallel.tp = ", mesh_->dims().tp,
-             "; use a tp that divides every bucket's token count, or parallel.sequence_parallel=false");
-    }
+    check_token_split(recipe_, mesh_->dims(), buckets);
   }
   model_ = spec.build(options);
   model_->init_weights(recipe_.seed);
@@ -170,13 +176,13 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
     if (p.value().requires_grad()) params_.push_back(p.value());
   }
   if (dp_) dp_->broadcast_parameters(params_);  // replicas start equal whatever their RNG did
-  const bool sharded = mesh_ && (mesh_->dims().dp_shard > 1 || mesh_->dims().tp > 1);
+  const bool sharded = mesh_ && (mesh_->dims().dp_shard > 1 || mesh_->dims().cp > 1 || mesh_->dims().tp > 1);
   const int64_t batch_threads = tr.batch_threads > 0 ? tr.batch_threads : (sharded ? 1 : threads);
   if (batch_threads > 1) {
     if (sharded) {
-      fail(recipe_.source, ": trainer.batch_threads = ", tr.batch_threads, " cannot be combined with FSDP or ",
-           "tensor parallel (", mesh_->dims().describe(), "); set trainer.batch_threads=1 or run replicas ",
-           "(parallel.dp_shard=1 parallel.tp=1)");
+      fail(recipe_.source, ": trainer.batch_threads = ", tr.batch_threads, " cannot be combined with FSDP, ",
+           "context or tensor parallel (", mesh_->dims().describe(), "); set trainer.batch_threads=1 or run ",
+           "replicas (parallel.dp_shard=1 parallel.cp=1 parallel.tp=1)");
     }
     threads_per_copy_ = std::max<int>(1, threads / static_cast<int>(batch_threads));
     torch::NoGradGuard no_grad;
@@ -218,7 +224,10 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
   sync_copies();  // the batch threads' models take the resumed weights
   // After a resume the loaded (whole) state is cut over tp, then sharded over the fsdp group.
   if (mesh_ && mesh_->dims().tp > 1) shard_tensor_parallel();
-  if (mesh_ && mesh_->dims().dp_shard > 1) shard_model();
+  if (mesh_ && mesh_->dims().cp > 1) {
+    apply_context_parallel(*model_, mesh_->group(parallel::MeshGroup::kCp), recipe_.parallel.cp_mode);
+  }
+  if (mesh_ && mesh_->dims().dp_shard * mesh_->dims().cp > 1) shard_model();  // FSDP over dp_shard x cp
   install_block_runner();
 
   data::LoaderOptions lo;
@@ -259,8 +268,11 @@ double Trainer::step_flops(const data::Batch& batch) const {
   for (const std::string& c : batch.captions) longest = std::max(longest, c.size() + 7);  // "FPS-NN "
   int64_t text_len = std::min<int64_t>(longest, recipe_.model.text_encoders.front().max_len) + 2;
   model::FlopCount f = model::t2v_forward_flops(model_->options(), tokens, text_len);
-  const double tp = tp_ ? static_cast<double>(tp_->size()) : 1.0;  // each tp rank runs 1/tp of the blocks
-  return 3.0 * (f.forward_flops - f.block_flops * (1.0 - 1.0 / tp)) * static_cast<double>(batch.captions.size());
+  // Each cp rank runs 1/cp of the tokens, each tp rank 1/tp of the blocks' heads and hidden units
+  // (the text's K/V projections counted as split over cp too).
+  const double tp = mesh_ ? mesh_->dims().tp : 1, cp = mesh_ ? mesh_->dims().cp : 1;
+  const double mine = f.forward_flops - f.token_flops * (1 - 1 / cp) - f.block_flops / cp * (1 - 1 / tp);
+  return 3.0 * mine * static_cast<double>(batch.captions.size());
 }
 
 StepStats Trainer::train_step() {

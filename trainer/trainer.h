@@ -56,6 +56,10 @@ struct ValidationResult {
 ValidationResult validation_loss(model::T2VModel& model, const data::Dataset& val,
                                  const Recipe& recipe, int64_t max_samples);
 
+// Context parallel (and tensor parallel with sequence_parallel) split every sample's tokens into
+// cp x tp parts: UserError naming the first bucket whose token count they do not divide.
+void check_token_split(const Recipe& recipe, const parallel::ParallelDims& dims, const std::vector<data::Bucket>& buckets);
+
 class Trainer {
  public:
   // Builds the model, optimizer, data and run directory from the recipe. With resume, loads

@@ -32,5 +32,5 @@ out=$(mpirun --allow-run-as-root --oversubscribe -np 2 "$REEL" train $R "${ARGS[
 rc=$?
 set -e
 [[ $rc -eq 2 ]] || die "batch_threads with FSDP: exit $rc, expected 2: $out"
-[[ $(grep -c "trainer.batch_threads = 2 cannot be combined with FSDP or tensor parallel" <<<"$out") -eq 1 ]] || die "message: $out"
+[[ $(grep -c "trainer.batch_threads = 2 cannot be combined with FSDP, context or tensor parallel" <<<"$out") -eq 1 ]] || die "message: $out"
 echo "PASS"

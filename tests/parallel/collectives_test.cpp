@@ -7,16 +7,14 @@
 
 #include "parallel/collectives.h"
 #include "tests/parallel/mpi_test_env.h"
+#include "tests/parallel/parallel_test_util.h"
 
 namespace reel::parallel {
 namespace {
 
 using reel::testing::world;
 
-torch::Tensor seeded(std::vector<int64_t> shape, uint64_t seed) {
-  auto gen = at::detail::createCPUGenerator(seed);
-  return torch::randn(shape, gen).to(torch::kFloat64);
-}
+using reel::testing::seeded;
 
 int n() { return world().size(); }
 int r() { return world().rank(); }

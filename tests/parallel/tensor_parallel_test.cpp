@@ -7,7 +7,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "parallel/tensor_parallel.h"
-#include "tests/model/model_test_util.h"
+#include "tests/parallel/parallel_test_util.h"
 #include "tests/parallel/mpi_test_env.h"
 #include "trainer/parallelize.h"
 
@@ -27,36 +27,14 @@ TEST(TensorParallel, ShardsRoundTrip) {
   EXPECT_TRUE(torch::equal(gather_row_shards(row_shard(w, world()), world()), w));
 }
 
-model::T2VModel make_model() {
-  model::T2VOptions o = model::testing::small_options(/*with_text_extras=*/true);
-  o.transformer.heads = 4;
-  o.transformer.ffn_dim = 64;
-  model::T2VModel m(o);
-  m->init_weights(11);
-  model::testing::perturb_zero_params(*m, 12);
-  return m;
-}
-
-std::pair<torch::Tensor, std::map<std::string, torch::Tensor>> run(model::T2VModel& m) {
-  auto gen = at::detail::createCPUGenerator(13);
-  torch::Tensor x = torch::randn({3, 3, 2, 4, 4}, gen), t = torch::rand({3}, gen);
-  torch::Tensor w = torch::randn({3, 3, 2, 4, 4}, gen);
-  std::vector<std::string> captions = {"a red circle moves left", "", "blue square"};
-  torch::Tensor out = m->forward(x, t, captions);
-  (out * w).sum().backward();
-  std::map<std::string, torch::Tensor> grads;
-  for (const auto& p : m->named_parameters()) grads[p.key()] = p.value().grad().clone();
-  return {out.detach(), grads};
-}
-
 // The model cut over every world rank (optionally with its tokens split too) gives one process's
 // output, and each parameter's gradient (gathered whole for the cut weights) equals one process's.
 void expect_matches_one_process(bool sequence_parallel) {
-  model::T2VModel ref = make_model();
-  auto [ref_out, ref_grads] = run(ref);
-  model::T2VModel m = make_model();
+  model::T2VModel ref = reel::testing::small_parallel_model();
+  auto [ref_out, ref_grads] = reel::testing::run_small_model(ref);
+  model::T2VModel m = reel::testing::small_parallel_model();
   const trainer::TensorParallelPlan plan = trainer::apply_tensor_parallel(*m, world(), sequence_parallel);
-  auto [out, grads] = run(m);
+  auto [out, grads] = reel::testing::run_small_model(m);
   EXPECT_TRUE(torch::allclose(out, ref_out, 1e-5, 1e-6)) << "max diff " << (out - ref_out).abs().max().item<double>();
   for (const auto& [name, g] : grads) {
     auto cut = plan.find(name);

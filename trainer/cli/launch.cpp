@@ -4,7 +4,9 @@
 #include <chrono>
 #include <thread>
 
+#include "data/loader.h"
 #include "parallel/data_parallel.h"
+#include "trainer/trainer.h"
 
 #include "common/error.h"
 #include "common/runtime.h"
@@ -22,15 +24,19 @@ std::optional<std::unique_ptr<TrainingLaunch>> TrainingLaunch::start(const std::
     l->dims_ = parallel::ParallelDims{int(p.dp_replicate), int(p.dp_shard), int(p.cp), int(p.tp)}.resolved(
         launch.world_size);
     const parallel::ParallelDims& d = l->dims_;
-    if (d.cp > 1)
-      fail("this job's mesh is ", d.describe(), ", but context parallel is not built yet; use parallel.cp=1 ",
-           "with data parallelism (parallel.dp_shard, parallel.dp_replicate) and tensor parallelism (parallel.tp)");
-    if (l->recipe_.trainer.batch_threads > 1 && (d.dp_shard > 1 || d.tp > 1))
+    if (l->recipe_.trainer.batch_threads > 1 && (d.dp_shard > 1 || d.cp > 1 || d.tp > 1))
       fail(l->recipe_.source, ": trainer.batch_threads = ", l->recipe_.trainer.batch_threads,
-           " cannot be combined with FSDP or tensor parallel (", d.describe(),
-           "); set trainer.batch_threads=0 or 1, or run replicas (parallel.dp_shard=1 parallel.tp=1)");
+           " cannot be combined with FSDP, context or tensor parallel (", d.describe(),
+           "); set trainer.batch_threads=0 or 1, or run replicas (parallel.dp_shard=1 parallel.cp=1 parallel.tp=1)");
     // the global batch must split evenly over the ranks that take different samples
     parallel::per_rank_batch(l->recipe_.data.batch_size, d.dp_replicate * d.dp_shard);
+    if (d.cp > 1 || (d.tp > 1 && l->recipe_.parallel.sequence_parallel)) {  // and each sample's tokens over cp x tp
+      std::vector<data::Bucket> buckets;
+      for (const char* split : {"/train", "/val"}) {
+        for (const data::Bucket& b : data::Dataset::open(l->recipe_.data.dir + split).buckets()) buckets.push_back(b);
+      }
+      trainer::check_token_split(l->recipe_, d, buckets);
+    }
   } catch (const UserError&) {
     if (launch.rank == 0) throw;
     // mpirun aborts the job at the first non-zero exit: give rank 0 the time to print the message.

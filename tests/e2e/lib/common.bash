@@ -33,6 +33,17 @@ TINY=(model.dim=32 model.depth=1 model.heads=2 model.max_frames=4 model.max_heig
       trainer.val_samples=4 trainer.threads=1 sample.bucket=4x8x8 sample.scale=2
       eval.prompts=8 eval.steps=4)
 
+# train_as NAME RANKS KEY=VALUE...: `reel train $R "${ARGS[@]}"` into $WORK/NAME (its log in
+# $WORK/NAME.log), under mpirun with RANKS > 1; dies with the log when it fails.
+train_as() {
+  local name=$1 np=$2
+  shift 2
+  local launch=("$REEL")
+  [[ $np -gt 1 ]] && launch=(mpirun --allow-run-as-root --oversubscribe -np "$np" "$REEL")
+  "${launch[@]}" train "$R" "${ARGS[@]}" run.dir="$WORK/$name" "$@" > "$WORK/$name.log" 2>&1 ||
+    die "$name: $(cat "$WORK/$name.log")"
+}
+
 # same_training DIR_A DIR_B STEP [RTOL]: the runs logged the same loss (1e-6 relative) and gradient
 # norm (1e-5) at every step, and their step-STEP checkpoints hold the same weights and EMA
 # (||a - b|| / ||a|| <= RTOL, default 1e-5) and Adam moments (3e-5: the second moment squares the
