@@ -1,9 +1,19 @@
 // Shared argument checks of the communicator backends (see communicator.h).
 #include "parallel/communicator.h"
 
+#include <atomic>
+
 #include "common/error.h"
 
 namespace reel::parallel {
+
+namespace {
+std::atomic<int64_t> blocked_wait_ns{0};
+}  // namespace
+
+double blocked_wait_seconds() { return static_cast<double>(blocked_wait_ns.load()) * 1e-9; }
+
+void detail::add_blocked_wait(double seconds) { blocked_wait_ns += static_cast<int64_t>(seconds * 1e9); }
 
 const char* reduce_op_name(ReduceOp op) {
   switch (op) {

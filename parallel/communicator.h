@@ -38,6 +38,15 @@ class Work {
 };
 using WorkHandle = std::shared_ptr<Work>;
 
+// Seconds this process has spent blocked in Work::wait() on any communicator, every group and
+// operation together: a step's exposed communication, what did not overlap with its compute.
+// Host waits only: a CUDA backend's wait() orders the compute stream without blocking the host,
+// so NCCL time is not in it.
+double blocked_wait_seconds();
+namespace detail {
+void add_blocked_wait(double seconds);  // backends: after each wait()
+}  // namespace detail
+
 class Communicator {
  public:
   virtual ~Communicator() = default;

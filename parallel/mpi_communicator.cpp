@@ -82,6 +82,7 @@ class MpiWork final : public Work {
 
   void wait() override {
     if (done_) return;
+    const auto start = std::chrono::steady_clock::now();
     watchdog_.begin_wait(group_, seq_, what_);
     // Spin briefly (most operations of a step finish within microseconds of each other), then
     // sleep between tests so that oversubscribed ranks leave the cores to the others.
@@ -94,6 +95,7 @@ class MpiWork final : public Work {
       }
     }
     watchdog_.end_wait();
+    detail::add_blocked_wait(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
 
   bool completed() override { return test(); }

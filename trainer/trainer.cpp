@@ -258,7 +258,8 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
 
 int64_t Trainer::parameter_count() const {
   int64_t n = 0;
-  for (const auto& p : model_->parameters()) n += p.numel();
+  const int64_t tp = tp_ ? tp_->size() : 1;  // a cut weight holds 1/tp of its parameters here
+  for (const auto& p : model_->named_parameters()) n += p.value().numel() * (tp_plan_.count(p.key()) ? tp : 1);
   return n;
 }
 
@@ -278,6 +279,7 @@ double Trainer::step_flops(const data::Batch& batch) const {
 StepStats Trainer::train_step() {
   const TrainerSection& tr = recipe_.trainer;
   auto t0 = Clock::now();
+  const double waited0 = parallel::blocked_wait_seconds();
   StepStats s;
   LrScheduleOptions lr_opts{tr.lr, tr.min_lr, tr.warmup_steps, tr.steps, tr.schedule};
   s.lr = learning_rate(lr_opts, step_);
@@ -306,11 +308,7 @@ StepStats Trainer::train_step() {
     const torch::Tensor& x1 = batch.pixels;
     FlowPoint p = flow_path(x1, x0, t, flow_.sigma_min);
     const double loss = forward_backward(p.xt, t, texts, p, x1);
-    if (fsdp_) {
-      auto c0 = Clock::now();
-      fsdp_->finish_backward();  // the gradients reduce-scattered into the shards
-      s.comm_seconds += std::chrono::duration<double>(Clock::now() - c0).count();
-    }
+    if (fsdp_) fsdp_->finish_backward();  // the gradients reduce-scattered into the shards
     s.loss += loss / tr.grad_accum;  // this rank's; averaged over replicas below
     s.samples += global_b;
     s.tokens += global_b * video_tokens(recipe_, batch.bucket.frames, batch.bucket.height, batch.bucket.width);
@@ -331,7 +329,6 @@ StepStats Trainer::train_step() {
     }
   }
   double max_norm = tr.grad_clip > 0 ? tr.grad_clip : std::numeric_limits<double>::infinity();
-  auto c0 = Clock::now();
   if (dp_) {
     s.loss = dp_->average_gradients(params_, s.loss);
   } else if (fsdp_) {
@@ -341,7 +338,6 @@ StepStats Trainer::train_step() {
     s.loss = loss.item<double>();
   }
   s.grad_norm = clip_gradients(max_norm);
-  s.comm_seconds += std::chrono::duration<double>(Clock::now() - c0).count();
   optimizer_->step();
   if (fsdp_) fsdp_->after_optimizer_step();
   sync_copies();
@@ -349,6 +345,7 @@ StepStats Trainer::train_step() {
   ++step_;
   s.step = step_;
   s.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  s.comm_seconds = parallel::blocked_wait_seconds() - waited0;
   return s;
 }
 
@@ -418,6 +415,7 @@ double Trainer::forward_backward(const torch::Tensor& xt, const torch::Tensor& t
 }
 
 ValidationResult Trainer::validate() {
+  AutocastGuard autocast(recipe_.trainer.dtype == "bf16");  // as in training (FSDP holds bf16 parameters)
   return validation_loss(model_, *val_data_, recipe_, recipe_.trainer.val_samples);
 }
 
@@ -441,6 +439,8 @@ void Trainer::shard_model() {
   const TrainerSection& tr = recipe_.trainer;
   parallel::FsdpOptions fo;
   fo.reshard_after_forward = recipe_.parallel.reshard_after_forward;
+  // bf16: parameters gathered and gradients accumulated in bf16, reduced into fp32 shards.
+  if (tr.dtype == "bf16") fo.param_dtype = torch::kBFloat16;
   // The plain optimizer's state and EMA (a resumed checkpoint's), by parameter name.
   std::map<std::string, const torch::optim::AdamWParamState*> states;
   std::map<std::string, torch::Tensor> ema_by_name;

@@ -38,7 +38,7 @@ struct StepStats {
   int64_t tokens = 0;       // transformer tokens processed in this step
   double flops = 0;         // model FLOPs of this step on this rank (forward + backward)
   double seconds = 0;       // wall time of the step
-  double comm_seconds = 0;  // of which waiting on data-parallel collectives (gradients, loss)
+  double comm_seconds = 0;  // of which blocked waiting on collectives (every group: FSDP, DP, TP, CP)
 };
 
 struct ValidationResult {
