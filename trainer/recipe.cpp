@@ -2,6 +2,8 @@
 // form, and equality. One schema (visit_fields) drives all of them.
 #include "trainer/recipe.h"
 
+#include "model/layers.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -524,6 +526,11 @@ void check_shapes(const Recipe& r, const Context& ctx, bool check_paths) {
   if (m.heads % par.tp != 0)
     fail(ctx.at({"parallel.tp", "model.heads"}), ": key 'parallel.tp' = ", par.tp, " does not divide model.heads = ",
          m.heads, "; tensor parallelism splits the heads, pick a tp that divides them");
+  const int64_t ffn = m.ffn_dim > 0 ? m.ffn_dim : model::swiglu_hidden_dim(m.dim);
+  if (ffn % par.tp != 0)
+    fail(ctx.at({"parallel.tp", "model.ffn_dim"}), ": key 'parallel.tp' = ", par.tp, " does not divide the FFN width ",
+         ffn, " (model.ffn_dim", m.ffn_dim > 0 ? "" : " = 0: automatic from model.dim",
+         "); tensor parallelism splits the hidden units, pick a tp or ffn_dim that fits");
   if (par.cp_mode == "ulysses" && m.heads % (par.cp * par.tp) != 0)
     fail(ctx.at({"parallel.cp", "parallel.cp_mode"}), ": key 'parallel.cp' = ", par.cp,
          " with cp_mode 'ulysses' needs model.heads / tp = ", m.heads, " / ", par.tp,

@@ -53,14 +53,15 @@ resume_from tp2 resume_tp2 2 parallel.tp=2 parallel.dp_shard=1
 resume_from tp2 resume_one 1
 resume_from one resume_fsdp2_tp2 4 parallel.tp=2 parallel.dp_shard=2
 
-# A tp that the FFN width does not split is refused before any step, with one message.
+# A tp that the FFN width does not split is refused before any work (exit 2), with one message.
 set +e
 out=$("${MPI[@]}" -np 2 "$REEL" train $R "${ARGS[@]}" run.dir="$WORK/bad_ffn" parallel.tp=2 parallel.dp_shard=1 \
   model.ffn_dim=33 2>&1)
 rc=$?
 set -e
-[[ $rc -ne 0 ]] || die "FFN width 33 over tp 2 ran"
-grep -q "the FFN width 33 (model.ffn_dim) does not split over parallel.tp = 2" <<<"$out" || die "message: $out"
+[[ $rc -eq 2 ]] || die "FFN width 33 over tp 2: exit $rc, expected 2: $out"
+[[ $(grep -c "key 'parallel.tp' = 2 does not divide the FFN width 33 (model.ffn_dim)" <<<"$out") -eq 1 ]] ||
+  die "message: $out"
 
 # With 8x8 patches an 8x8 image is one token, which sequence parallel cannot split over 2 ranks.
 set +e

@@ -524,6 +524,8 @@ TEST(RecipeParallel, MeshKeysAreCheckedAgainstTheModel) {  // paths unchecked: r
   EXPECT_EQ(r.parallel.dp_shard, -1);
   expect_user_error([] { parse("model:\n  heads: 4\nparallel:\n  tp: 3\n"); },
                     "p.yaml:4:7: key 'parallel.tp' = 3 does not divide model.heads = 4");
+  expect_user_error([] { parse("model:\n  heads: 4\n  ffn_dim: 33\nparallel:\n  tp: 2\n"); },
+                    "key 'parallel.tp' = 2 does not divide the FFN width 33 (model.ffn_dim)");
   expect_user_error([] { parse("parallel:\n  dp_shard: 0\n"); },
                     "p.yaml:2:13: key 'parallel.dp_shard' = 0 must be >= 1, or -1");
   expect_user_error([] { parse("parallel:\n  dp_shard: -2\n"); }, "parallel.dp_shard");
