@@ -67,8 +67,9 @@ class Trainer {
   // every rank of its dp group takes its slice of each global batch: with dp_shard > 1 the
   // model is sharded (FSDP over the fsdp group, HSDP over the replicate group), otherwise the
   // gradients are averaged over the replicas; with tp > 1 the blocks are cut over the tp group
-  // (trainer/parallelize.h) first, and its ranks see the same data. Only world rank 0 writes files. `mesh` must
-  // outlive the trainer.
+  // (trainer/parallelize.h) first, and its ranks see the same data; with cp > 1 every sample's
+  // tokens are split over the cp group and FSDP shards over dp_shard x cp. Only world rank 0
+  // writes files. `mesh` must outlive the trainer.
   Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh = nullptr);
 
   // Trains until recipe.trainer.steps, logging, validating and checkpointing on the way.
