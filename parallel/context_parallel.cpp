@@ -86,8 +86,7 @@ torch::Tensor ring_attention(const torch::Tensor& q, const torch::Tensor& k, con
   return out;
 }
 
-std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&)> context_parallel_attention(
-    const std::string& mode, Communicator& cp, AttentionFn attend) {
+AttentionFn context_parallel_attention(const std::string& mode, Communicator& cp, AttentionFn attend) {
   using T = const torch::Tensor&;
   if (mode == "allgather_kv") return [&cp, attend](T q, T k, T v) { return allgather_kv_attention(q, k, v, cp, attend); };
   if (mode == "ulysses") return [&cp, attend](T q, T k, T v) { return ulysses_attention(q, k, v, cp, attend); };

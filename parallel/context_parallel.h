@@ -44,7 +44,6 @@ torch::Tensor ring_attention(const torch::Tensor& q, const torch::Tensor& k, con
 torch::Tensor ring_shift(const torch::Tensor& x, Communicator& cp);
 
 // The function for parallel.cp_mode ("allgather_kv", "ulysses", "ring"); fatal for another.
-std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&)> context_parallel_attention(
-    const std::string& mode, Communicator& cp, AttentionFn attend);
+AttentionFn context_parallel_attention(const std::string& mode, Communicator& cp, AttentionFn attend);
 
 }  // namespace reel::parallel
