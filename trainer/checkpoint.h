@@ -166,8 +166,10 @@ std::string resolve_checkpoint_argument(const std::string& path);
 // counts as complete when it passes inspect_checkpoint; one that does not (corrupt, or written by
 // an incompatible version) is never deleted nor counted, and is named in a warning. Never deletes
 // the file `latest` names. A file that cannot be deleted is named in a warning, not an error.
-// Temporary files of interrupted writes ("*.h5.tmp.<pid>") are left alone.
-void prune_checkpoints(const std::string& run_dir, int keep_last);
+// Temporary files of interrupted writes ("*.h5.tmp.<pid>") are left alone. With keep_every > 0,
+// a checkpoint whose step is a multiple of keep_every is never deleted either (milestones, as
+// for model averaging or evaluation runs); it still counts as one of the newest keep_last.
+void prune_checkpoints(const std::string& run_dir, int keep_last, int64_t keep_every = 0);
 
 // CRC-64/XZ (ECMA-182 polynomial, reflected, init and xorout all ones; check("123456789") =
 // 0x995DC9BBDF1939FA), the `checksum` attribute's algorithm. Chainable like zlib's crc32:

@@ -141,6 +141,8 @@ void visit_fields(V& v, S& s) {
     v.value("val_samples", s.val_samples, at_least(1));
     v.value("ckpt_every", s.ckpt_every, at_least(1));
     v.value("keep_last", s.keep_last, at_least(0));
+    v.value("keep_every", s.keep_every, at_least(0));
+    v.value("max_nonfinite", s.max_nonfinite, at_least(1));
   } else if constexpr (std::is_same_v<T, FlowSection>) {
     v.value("sigma_min", s.sigma_min, zero_to_below_one());
     v.value("frame_correlation", s.frame_correlation, zero_to_below_one());

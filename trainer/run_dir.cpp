@@ -181,7 +181,7 @@ std::string resolve_latest(const std::string& run_dir) {
        "'):", all, "\nstart without --resume, or restore a checkpoint from a backup");
 }
 
-void prune_checkpoints(const std::string& run_dir, int keep_last) {
+void prune_checkpoints(const std::string& run_dir, int keep_last, int64_t keep_every) {
   if (keep_last <= 0) return;
   const std::string dir = checkpoints_dir(run_dir);
   std::string problem;
@@ -199,6 +199,8 @@ void prune_checkpoints(const std::string& run_dir, int keep_last) {
       continue;
     }
     if (path == latest) continue;
+    const std::optional<int64_t> step = step_of(fs::path(path).filename().string());
+    if (keep_every > 0 && step && *step % keep_every == 0) continue;  // a milestone, kept for good
     std::error_code ec;
     fs::remove(path, ec);
     if (ec) log_warn("cannot delete old checkpoint ", path, ": ", ec.message());

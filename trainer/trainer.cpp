@@ -5,12 +5,16 @@
 
 #include <algorithm>
 #include <chrono>
-#include <exception>
-#include <thread>
 #include <cmath>
+#include <csignal>
+#include <cstdlib>
+#include <exception>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <set>
+#include <sstream>
+#include <thread>
 
 #include "common/error.h"
 #include "common/fs.h"
@@ -21,6 +25,7 @@
 #include "model/registry.h"
 #include "parallel/activation_checkpoint.h"
 #include "trainer/checkpoint.h"
+#include "trainer/preemption.h"
 #include "trainer/schedule.h"
 #include "trainer/task.h"
 
@@ -146,6 +151,15 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
   }
   int threads = configure_threads(static_cast<int>(tr.threads));
   threads_ = threads;
+  if (const char* step = std::getenv("REEL_TEST_PREEMPT_AT_STEP"); step != nullptr && writer_) {
+    test_preempt_step_ = std::stoll(step);
+  }
+  if (const char* steps = std::getenv("REEL_TEST_NONFINITE_STEPS"); steps != nullptr && writer_) {
+    std::stringstream list(steps);
+    for (std::string item; std::getline(list, item, ',');) {
+      if (!item.empty()) test_nonfinite_steps_.insert(std::stoll(item));
+    }
+  }
 
   // Data first: a missing or bad dataset should fail before any model work.
   train_data_ = std::make_shared<const data::Dataset>(data::Dataset::open(recipe_.data.dir + "/train"));
@@ -338,10 +352,15 @@ StepStats Trainer::train_step() {
     s.loss = loss.item<double>();
   }
   s.grad_norm = clip_gradients(max_norm);
-  optimizer_->step();
-  if (fsdp_) fsdp_->after_optimizer_step();
-  sync_copies();
-  if (ema_) fsdp_ ? ema_->update(params_, step_) : ema_->update(*model_, step_);
+  // The norm is global (every shard, slice and replica) and the loss averaged over the data
+  // ranks, so every rank takes the same decision.
+  s.skipped = !std::isfinite(s.loss) || !std::isfinite(s.grad_norm);
+  if (!s.skipped) {
+    optimizer_->step();
+    if (fsdp_) fsdp_->after_optimizer_step();
+    sync_copies();
+    if (ema_) fsdp_ ? ema_->update(params_, step_) : ema_->update(*model_, step_);
+  }
   ++step_;
   s.step = step_;
   s.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -380,6 +399,7 @@ double Trainer::forward_backward(const torch::Tensor& xt, const torch::Tensor& t
       loss = training_loss(m->forward(pp.xt, rows(t), part), pp, rows(x1), rows(t), flow_);
     }
     const double share = static_cast<double>(n) / static_cast<double>(b);
+    if (test_nonfinite_steps_.count(step_ + 1)) loss = loss * std::numeric_limits<double>::quiet_NaN();
     (loss * (share / accum)).backward();
     return loss.item<double>() * share;
   };
@@ -597,7 +617,7 @@ std::string Trainer::save_checkpoint() {
   std::lock_guard<std::recursive_mutex> lock(data::hdf5_mutex());
   reel::trainer::save_checkpoint(path, ckpt);
   mark_latest(recipe_.run.dir, std::filesystem::path(path).filename().string());
-  prune_checkpoints(recipe_.run.dir, static_cast<int>(recipe_.trainer.keep_last));
+  prune_checkpoints(recipe_.run.dir, static_cast<int>(recipe_.trainer.keep_last), recipe_.trainer.keep_every);
   return path;
 }
 
@@ -626,27 +646,43 @@ void Trainer::load_checkpoint(const std::string& path) {
   step_ = ckpt.step;
 }
 
-void Trainer::run() {
+RunEnd Trainer::run() {
+  install_preemption_handlers();
   const TrainerSection& tr = recipe_.trainer;
   log_info("resolved recipe (", recipe_.source, "):\n", to_yaml(recipe_));
   auto start = Clock::now();
   int64_t first_step = step_;
   double loss_sum = 0, norm_sum = 0, seconds = 0, flops = 0;
   int64_t samples = 0, tokens = 0, count = 0;
+  int64_t nonfinite = 0;  // skipped steps in a row
   while (step_ < tr.steps) {
     StepStats s = train_step();
-    if (!std::isfinite(s.loss)) {
-      fail("non-finite loss ", s.loss, " at step ", s.step, "; lower trainer.lr or enable trainer.grad_clip");
+    if (s.skipped) {
+      ++nonfinite;
+      if (writer_) {
+        log_warn("step ", s.step, ": loss ", s.loss, ", gradient norm ", s.grad_norm, ": update skipped (",
+                 nonfinite, " in a row; the run stops at trainer.max_nonfinite = ", tr.max_nonfinite, ")");
+      }
+      if (metrics_) metrics_->write({{"step", s.step}, {"skipped", true}, {"lr", s.lr}});
+      if (nonfinite >= tr.max_nonfinite) {
+        fail("steps ", s.step - nonfinite + 1, "-", s.step, ": ", nonfinite,
+             " non-finite losses or gradient norms in a row (trainer.max_nonfinite = ", tr.max_nonfinite,
+             "); stopping. The checkpoints in ", recipe_.run.dir, "/checkpoints are intact: resume from the "
+             "last one (--resume) with a lower trainer.lr, trainer.grad_clip on, or trainer.dtype=fp32");
+      }
+    } else {
+      nonfinite = 0;
+      loss_sum += s.loss;
+      norm_sum += s.grad_norm;
+      seconds += s.seconds;
+      flops += s.flops;
+      samples += s.samples;
+      tokens += s.tokens;
+      ++count;
     }
-    loss_sum += s.loss;
-    norm_sum += s.grad_norm;
-    seconds += s.seconds;
-    flops += s.flops;
-    samples += s.samples;
-    tokens += s.tokens;
-    ++count;
     bool validate_now = tr.val_every > 0 && (step_ % tr.val_every == 0 || step_ == tr.steps);
-    bool log_now = step_ % tr.log_every == 0 || step_ == tr.steps || validate_now;
+    // (a stretch of skipped steps has nothing to average; its checkpoint below is still written)
+    bool log_now = count > 0 && (step_ % tr.log_every == 0 || step_ == tr.steps || validate_now);
     if (log_now) {
       double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
       double per_step = elapsed / static_cast<double>(step_ - first_step);
@@ -683,11 +719,28 @@ void Trainer::run() {
       loss_sum = norm_sum = seconds = flops = 0;
       samples = tokens = count = 0;
     }
-    if ((writer_ || fsdp_ || tp_) && ((tr.ckpt_every > 0 && step_ % tr.ckpt_every == 0) || step_ == tr.steps)) {
+    if (step_ == test_preempt_step_) request_preemption(SIGUSR1);
+    const int signal = agreed_preemption_signal();
+    if ((writer_ || fsdp_ || tp_) &&
+        ((tr.ckpt_every > 0 && step_ % tr.ckpt_every == 0) || step_ == tr.steps || signal != 0)) {
       std::string path = save_checkpoint();  // with FSDP or TP every rank takes part, rank 0 writes
       if (writer_) log_info("checkpoint ", path);
     }
+    if (signal != 0 && step_ < tr.steps) {
+      log_info("stopped by signal ", signal, " (", signal == SIGTERM ? "SIGTERM" : "SIGUSR1", ") after step ", step_,
+               " with its checkpoint written; exit code ", kPreemptedExit, ": `reel train ... --resume` continues");
+      return RunEnd::kPreempted;
+    }
   }
+  return RunEnd::kFinished;
+}
+
+int Trainer::agreed_preemption_signal() {
+  if (!mesh_) return preemption_signal();
+  // Any rank's signal stops every rank after the same step (one signalled rank is enough).
+  torch::Tensor signal = torch::tensor({static_cast<double>(preemption_signal())}, torch::kFloat64);
+  mesh_->world().all_reduce(signal, parallel::ReduceOp::kMax);
+  return static_cast<int>(signal.item<double>());
 }
 
 }  // namespace reel::trainer

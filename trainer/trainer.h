@@ -11,6 +11,7 @@
 
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -39,7 +40,10 @@ struct StepStats {
   double flops = 0;         // model FLOPs of this step on this rank (forward + backward)
   double seconds = 0;       // wall time of the step
   double comm_seconds = 0;  // of which blocked waiting on collectives (every group: FSDP, DP, TP, CP)
+  bool skipped = false;     // the loss or gradient norm was not finite: no update (every rank alike)
 };
+
+enum class RunEnd { kFinished, kPreempted };
 
 struct ValidationResult {
   std::vector<double> t;          // the fixed times, (k + 0.5) / 8
@@ -72,8 +76,10 @@ class Trainer {
   // writes files. `mesh` must outlive the trainer.
   Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh = nullptr);
 
-  // Trains until recipe.trainer.steps, logging, validating and checkpointing on the way.
-  void run();
+  // Trains until recipe.trainer.steps, logging, validating and checkpointing on the way. A
+  // SIGUSR1 or SIGTERM on any rank (trainer/preemption.h) ends it after the current step, on
+  // every rank alike, with a checkpoint of that step: kPreempted.
+  RunEnd run();
 
   // One optimizer step (grad_accum micro-batches). Public for `reel bench step`.
   StepStats train_step();
@@ -135,6 +141,13 @@ class Trainer {
   // weights, 1 / tp for whole ones, which every tp rank holds alike); laid out like it.
   std::vector<torch::Tensor> norm_weights_;
   bool writer_ = true;                 // writes recipe.yaml, metrics.jsonl and checkpoints
+  // The largest preemption signal any rank has received (0: none); collective with a mesh.
+  int agreed_preemption_signal();
+  // Test hook: REEL_TEST_PREEMPT_AT_STEP=N makes world rank 0 act as if signalled after step N.
+  int64_t test_preempt_step_ = -1;
+  // Test hook: REEL_TEST_NONFINITE_STEPS="3,4" makes world rank 0's loss NaN in those steps
+  // (1-based), so the tests can check that every rank skips the update together.
+  std::set<int64_t> test_nonfinite_steps_;
 };
 
 }  // namespace reel::trainer

@@ -593,3 +593,16 @@ TEST(RunDir, PruneKeepsTheNewestCompleteAndLatest) {
                                                       "step_00000070.h5.tmp.12345"}));
   EXPECT_EQ(resolve_latest(run), checkpoint_path(run, 20));
 }
+
+TEST(RunDir, PruneKeepsEveryMilestone) {
+  ScratchDir scratch("prune_every");
+  const std::string run = scratch.path().string();
+  for (int64_t step = 10; step <= 70; step += 10) save_checkpoint(checkpoint_path(run, step), small_checkpoint(step));
+  mark_latest(run, checkpoint_path(run, 70));
+  prune_checkpoints(run, 2, 30);  // the newest two, and 30 and 60 for good
+  const fs::path dir = fs::path(run) / "checkpoints";
+  EXPECT_EQ(files_in(dir), (std::vector<std::string>{"latest", "step_00000030.h5", "step_00000060.h5",
+                                                      "step_00000070.h5"}));
+  prune_checkpoints(run, 1, 0);  // milestones are only kept while keep_every says so
+  EXPECT_EQ(files_in(dir), (std::vector<std::string>{"latest", "step_00000070.h5"}));
+}

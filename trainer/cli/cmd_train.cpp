@@ -3,6 +3,7 @@
 #include "trainer/cli/args.h"
 #include "trainer/cli/commands.h"
 #include "trainer/cli/launch.h"
+#include "trainer/preemption.h"
 #include "trainer/recipe.h"
 #include "trainer/trainer.h"
 
@@ -11,7 +12,9 @@ namespace reel::cli {
 int cmd_train(int argc, char** argv, int first) {
   Command c("reel train RECIPE [key.path=value ...] [--resume]",
             "Trains the model a YAML recipe describes. Everything the run writes goes under run.dir:\n"
-            "recipe.yaml (the resolved recipe), metrics.jsonl, checkpoints/step_<N>.h5 and checkpoints/latest.");
+            "recipe.yaml (the resolved recipe), metrics.jsonl, checkpoints/step_<N>.h5 and checkpoints/latest.\n"
+            "SIGUSR1 or SIGTERM (to any rank, or to mpirun) ends the run after the current step with a\n"
+            "checkpoint and exit code 75; --resume continues it exactly.");
   c.positional("RECIPE", "the recipe file (recipes/tiny/t2v.yaml is the demo)")
       .positional("key.path=value", "overrides, e.g. trainer.steps=100 run.dir=/tmp/x seed=3")
       .flag("resume", "continue from the checkpoint run.dir/checkpoints/latest names (start fresh if none)")
@@ -23,8 +26,7 @@ int cmd_train(int argc, char** argv, int first) {
   auto launch = TrainingLaunch::start(args->positionals()[0], overrides);
   if (!launch) return kUserErrorExit;
   trainer::Trainer t((*launch)->recipe(), args->flag("resume"), (*launch)->mesh());
-  t.run();
-  return 0;
+  return t.run() == trainer::RunEnd::kPreempted ? trainer::kPreemptedExit : 0;
 }
 
 }  // namespace reel::cli
