@@ -85,6 +85,15 @@ void save_checkpoint(const std::string& path, const Checkpoint& ckpt);
 // a checksum mismatch (names the tensor or meta key).
 Checkpoint load_checkpoint(const std::string& path);
 
+// Model averaging (Movie Gen averages fine-tuned checkpoints): every "model/..." and "ema/..."
+// tensor is the mean of the inputs' (computed in float64, stored in the input's dtype; a non-float
+// tensor is the first input's); optimizer state and RNG are dropped, meta is the first input's
+// without "data_position" (an average is a starting point, not a resumable run) plus
+// "averaged_from" (the sources, one per line); step is the largest input step. UserError naming
+// the tensor and both files when a tensor is missing from an input or its shape differs, or for
+// fewer than 2 inputs.
+Checkpoint average_checkpoints(const std::vector<Checkpoint>& inputs);
+
 struct TensorInfo {
   std::string name;            // "model/blocks.0.attn.qkv.weight"
   std::vector<int64_t> shape;  // empty for a 0-dim tensor
@@ -154,8 +163,9 @@ void mark_latest(const std::string& run_dir, const std::string& checkpoint_file)
 // The path of the checkpoint `latest` names. If `latest` is missing or unreadable, or names a
 // file that is missing or fails inspect_checkpoint, the newest step_*.h5 that passes is returned
 // instead, with a log_warn naming each file skipped and why. UserError naming the run dir if no
-// checkpoint passes.
-std::string resolve_latest(const std::string& run_dir);
+// checkpoint passes. With verify_data, passing means load_checkpoint succeeds: every tensor read
+// and its checksum checked (a flipped byte is caught; the file is read twice, once here).
+std::string resolve_latest(const std::string& run_dir, bool verify_data = false);
 
 // What a user may pass as --ckpt: a checkpoint file; a `latest` pointer file; a checkpoints
 // directory or a run directory (both meaning their latest). Returns the checkpoint file's path,

@@ -92,9 +92,13 @@ std::string read_latest(const std::string& dir, std::string* problem) {
 }
 
 // "" when inspect_checkpoint accepts `path`, else why not.
-std::string inspect_problem(const std::string& path) {
+std::string inspect_problem(const std::string& path, bool verify_data = false) {
   try {
-    inspect_checkpoint(path);
+    if (verify_data) {
+      load_checkpoint(path);
+    } else {
+      inspect_checkpoint(path);
+    }
     return "";
   } catch (const std::exception& e) {
     return e.what();
@@ -140,7 +144,7 @@ std::string resolve_checkpoint_argument(const std::string& path) {
   return resolve_latest(run.empty() ? std::string(".") : run.string());
 }
 
-std::string resolve_latest(const std::string& run_dir) {
+std::string resolve_latest(const std::string& run_dir, bool verify_data) {
   const std::string dir = checkpoints_dir(run_dir);
   const std::vector<std::string> files = checkpoint_files(dir);
   std::vector<std::string> skipped;  // for the final error
@@ -154,7 +158,7 @@ std::string resolve_latest(const std::string& run_dir) {
     if (!fs::exists(tried, ec)) {
       problem = cat("'latest' names ", name, ", which does not exist");
     } else {
-      problem = inspect_problem(tried);
+      problem = inspect_problem(tried, verify_data);
       if (problem.empty()) return tried;
       problem = cat("'latest' names ", name, ", which cannot be used: ", problem);
     }
@@ -167,7 +171,7 @@ std::string resolve_latest(const std::string& run_dir) {
   skipped.push_back(problem);
   for (const std::string& path : files) {
     if (path == tried) continue;
-    std::string why = inspect_problem(path);
+    std::string why = inspect_problem(path, verify_data);
     if (why.empty()) {
       log_warn("using ", path);
       return path;

@@ -223,7 +223,7 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
     std::string dir = recipe_.run.dir + "/checkpoints";
     if (std::filesystem::exists(dir + "/latest") ||
         (std::filesystem::exists(dir) && !std::filesystem::is_empty(dir))) {
-      std::string path = resolve_latest(recipe_.run.dir);
+      std::string path = resolve_latest(recipe_.run.dir, /*verify_data=*/true);  // a corrupt latest: the one before
       load_checkpoint(path);
       log_info("resumed from ", path, " at step ", step_);
       const std::string& pos = last_position_json_;

@@ -3,7 +3,7 @@ source "$(dirname "$0")/lib/common.bash"
 # Output is captured first and searched with here-strings: `cmd | grep -q` can fail under
 # pipefail when grep exits early and the writer gets SIGPIPE.
 out=$("$REEL" --help)
-for c in train sample eval "data synth" "bench step" "bench comm" "ckpt inspect" "ckpt compare"; do
+for c in train sample eval "data synth" "bench step" "bench comm" "ckpt inspect" "ckpt compare" "ckpt verify" "ckpt average"; do
   grep -q "$c" <<<"$out" || die "reel --help does not list '$c'"
 done
 # has "COMMAND WORDS" OPTION...: `reel COMMAND WORDS --help` succeeds and mentions every OPTION.
@@ -20,5 +20,7 @@ has "bench step" --steps
 has "bench comm" --min-bytes --max-bytes --ops --timeout
 has "ckpt inspect" FILE
 has "ckpt compare" --prefix --rtol
+has "ckpt verify" FILE
+has "ckpt average" "-o OUT"
 "$REEL" --version | grep -Eq "^reel [0-9]+\.[0-9]+\.[0-9]+" || die "--version"
 echo "PASS"

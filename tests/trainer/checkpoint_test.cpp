@@ -606,3 +606,42 @@ TEST(RunDir, PruneKeepsEveryMilestone) {
   prune_checkpoints(run, 1, 0);  // milestones are only kept while keep_every says so
   EXPECT_EQ(files_in(dir), (std::vector<std::string>{"latest", "step_00000070.h5"}));
 }
+
+TEST(CheckpointAverage, MeansModelAndEmaDropsOptimizerState) {
+  std::vector<Checkpoint> in = {small_checkpoint(10), small_checkpoint(20), small_checkpoint(60)};
+  for (Checkpoint& c : in) {
+    c.tensors["ema/blocks.0.b"] = c.tensors["model/blocks.0.b"] * 2;
+    c.tensors["optim/blocks.0.b/exp_avg"] = torch::ones({8});
+    c.tensors["model/counter"] = torch::tensor(static_cast<int64_t>(c.step));
+    c.meta["data_position"] = "{\"epoch\":0,\"batch\":1}";
+    c.source = "run/step_" + std::to_string(c.step) + ".h5";
+  }
+  Checkpoint avg = average_checkpoints(in);
+  EXPECT_EQ(avg.step, 60);
+  EXPECT_TRUE(torch::equal(avg.tensors.at("model/blocks.0.w"), torch::arange(64, torch::kFloat).reshape({8, 8}) * 30));
+  EXPECT_TRUE(torch::equal(avg.tensors.at("model/blocks.0.b"), torch::full({8}, 30.0)));
+  EXPECT_TRUE(torch::equal(avg.tensors.at("ema/blocks.0.b"), torch::full({8}, 60.0)));
+  EXPECT_EQ(avg.tensors.at("model/counter").item<int64_t>(), 10);  // not a float: the first input's
+  EXPECT_EQ(avg.tensors.count("optim/blocks.0.b/exp_avg"), 0u);
+  EXPECT_EQ(avg.meta.count("data_position"), 0u);
+  EXPECT_EQ(avg.meta.at("recipe"), in[0].meta.at("recipe"));
+  EXPECT_EQ(avg.meta.at("averaged_from"), "run/step_10.h5\nrun/step_20.h5\nrun/step_60.h5");
+}
+
+TEST(CheckpointAverage, RefusesDifferentModelsNamingTheTensor) {
+  std::vector<Checkpoint> in = {small_checkpoint(1), small_checkpoint(2)};
+  in[1].source = "other.h5";
+  in[1].tensors["model/blocks.0.b"] = torch::zeros({9});
+  std::string msg = user_error_message([&] { average_checkpoints(in); });
+  EXPECT_TRUE(contains(msg, "model/blocks.0.b") && contains(msg, "other.h5") && contains(msg, "[9]")) << msg;
+  in[1] = small_checkpoint(2);
+  in[1].tensors.erase("model/blocks.0.w");
+  msg = user_error_message([&] { average_checkpoints(in); });
+  EXPECT_TRUE(contains(msg, "has no tensor 'model/blocks.0.w'")) << msg;
+  in[1] = small_checkpoint(2);
+  in[1].tensors["model/extra"] = torch::zeros({1});
+  msg = user_error_message([&] { average_checkpoints(in); });
+  EXPECT_TRUE(contains(msg, "model/extra")) << msg;
+  msg = user_error_message([&] { average_checkpoints({small_checkpoint(1)}); });
+  EXPECT_TRUE(contains(msg, "at least 2")) << msg;
+}

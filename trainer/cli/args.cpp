@@ -61,7 +61,7 @@ std::string Command::help() const {
   }
   h += "\noptions:\n";
   for (const Entry& e : entries_) {
-    std::string left = "--" + e.name + (e.is_flag ? "" : " " + e.value);
+    std::string left = (e.name.size() == 1 ? "-" : "--") + e.name + (e.is_flag ? "" : " " + e.value);
     char line[512];
     std::snprintf(line, sizeof(line), "  %-24s %s\n", left.c_str(), e.help.c_str());
     h += line;
@@ -79,8 +79,9 @@ std::optional<Args> Command::parse(int argc, char** argv, int first) const {
       std::fputs(help().c_str(), stdout);
       return std::nullopt;
     }
-    if (a.rfind("--", 0) == 0) {
-      std::string name = a.substr(2), value;
+    const bool short_option = a.size() == 2 && a[0] == '-' && a[1] != '-';  // "-o": the option named "o"
+    if (a.rfind("--", 0) == 0 || short_option) {
+      std::string name = a.substr(short_option ? 1 : 2), value;
       bool inline_value = false;
       if (auto eq = name.find('='); eq != std::string::npos) {
         value = name.substr(eq + 1);

@@ -1,4 +1,4 @@
-// `reel ckpt inspect FILE` and `reel ckpt compare A B`.
+// `reel ckpt inspect FILE`, `compare A B`, `verify FILE...` and `average A B ... -o OUT`.
 #include <algorithm>
 #include <cstdio>
 
@@ -79,17 +79,67 @@ int compare(int argc, char** argv, int first) {
   return worst <= rtol ? 0 : 1;
 }
 
+// Exit 0 when every tensor and meta string reads back with its checksum, 1 when one does not.
+int verify(int argc, char** argv, int first) {
+  Command c("reel ckpt verify FILE...",
+            "Reads every tensor and metadata string of each checkpoint and checks its CRC-64. Exits 0 when all\n"
+            "match, 1 when a file is truncated, corrupt or has a checksum mismatch (named).");
+  c.positional("FILE", "checkpoint files").min_positionals(1).max_positionals(-1);
+  auto args = c.parse(argc, argv, first);
+  if (!args) return 0;
+  int bad = 0;
+  for (const std::string& path : args->positionals()) {
+    try {
+      trainer::Checkpoint ckpt = trainer::load_checkpoint(path);
+      std::printf("%s: OK, step %lld, %zu tensors and %zu metadata strings, every checksum matches\n", path.c_str(),
+                  static_cast<long long>(ckpt.step), ckpt.tensors.size(), ckpt.meta.size());
+    } catch (const UserError& e) {
+      std::printf("%s: FAILED: %s\n", path.c_str(), e.what());
+      ++bad;
+    }
+  }
+  return bad == 0 ? 0 : 1;
+}
+
+int average(int argc, char** argv, int first) {
+  Command c("reel ckpt average A B [C ...] -o OUT",
+            "Writes the mean of the checkpoints' model (and EMA) weights to OUT, as Movie Gen averages its\n"
+            "fine-tuned checkpoints; `reel sample --ckpt OUT` and `init_from` read it. Optimizer state is not kept.");
+  c.positional("A B ...", "checkpoint files (or run directories: their latest) of the same model")
+      .option("o", "OUT", "the checkpoint file to write (atomically)")
+      .min_positionals(2)
+      .max_positionals(-1);
+  auto args = c.parse(argc, argv, first);
+  if (!args) return 0;
+  const std::string out = args->get("o", "");
+  if (out.empty()) fail("reel ckpt average: give the output file with -o OUT");
+  std::vector<trainer::Checkpoint> inputs;
+  for (const std::string& p : args->positionals()) {
+    inputs.push_back(trainer::load_checkpoint(trainer::resolve_checkpoint_argument(p)));
+  }
+  trainer::save_checkpoint(out, trainer::average_checkpoints(inputs));
+  std::printf("wrote %s: the mean of %zu checkpoints\n", out.c_str(), inputs.size());
+  return 0;
+}
+
 }  // namespace
 
 int cmd_ckpt(int argc, char** argv, int first) {
   std::string sub = first < argc ? argv[first] : "";
   if (sub == "inspect") return inspect(argc, argv, first + 1);
   if (sub == "compare") return compare(argc, argv, first + 1);
+  if (sub == "verify") return verify(argc, argv, first + 1);
+  if (sub == "average") return average(argc, argv, first + 1);
   if (sub == "--help" || sub == "-h") {
-    std::printf("usage: reel ckpt <subcommand>\n\nsubcommands:\n  inspect FILE    step, metadata, tensors\n  compare A B     largest relative difference per tensor\n");
+    std::printf(
+        "usage: reel ckpt <subcommand>\n\nsubcommands:\n"
+        "  inspect FILE            step, metadata, tensors\n"
+        "  compare A B             largest relative difference per tensor\n"
+        "  verify FILE...          every checksum checked\n"
+        "  average A B ... -o OUT  the mean of the model weights\n");
     return 0;
   }
-  fail("unknown `reel ckpt` subcommand '", sub, "'; known: inspect, compare");
+  fail("unknown `reel ckpt` subcommand '", sub, "'; known: inspect, compare, verify, average");
 }
 
 }  // namespace reel::cli

@@ -26,6 +26,8 @@ const char* kHelp =
     "  bench comm                                collective times and bandwidths (under mpirun)\n"
     "  ckpt inspect FILE                         list a checkpoint's step, recipe and tensors\n"
     "  ckpt compare A B                          largest relative difference of their tensors\n"
+    "  ckpt verify FILE...                       check every tensor's checksum\n"
+    "  ckpt average A B ... -o OUT               average the model weights of checkpoints\n"
     "\n"
     "options:\n"
     "  --help       this text; `reel <command> --help` lists a command's options\n"
