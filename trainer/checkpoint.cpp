@@ -17,6 +17,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/runtime.h"
+#include "common/test_hooks.h"
 #include "trainer/internal/checkpoint_util.h"
 
 namespace reel::trainer {
@@ -310,7 +311,11 @@ class Writer {
 
     H5Id lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
     check(lcpl.ok() && H5Pset_create_intermediate_group(lcpl.get(), 1) >= 0, "link property list");
-    for (const auto& [name, tensor] : ckpt.tensors) write_tensor(file.get(), lcpl.get(), name, tensor);
+    size_t written = 0;
+    for (const auto& [name, tensor] : ckpt.tensors) {
+      write_tensor(file.get(), lcpl.get(), name, tensor);
+      if (++written == ckpt.tensors.size() / 2) test_kill_point("write", ckpt.step);
+    }
     for (const auto& [key, value] : ckpt.meta) write_meta(file.get(), lcpl.get(), key, value);
 
     check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL) >= 0, "flushing");

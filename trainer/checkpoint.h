@@ -181,6 +181,11 @@ std::string resolve_checkpoint_argument(const std::string& path);
 // for model averaging or evaluation runs); it still counts as one of the newest keep_last.
 void prune_checkpoints(const std::string& run_dir, int keep_last, int64_t keep_every = 0);
 
+// Deletes the temporaries of interrupted checkpoint writes ("step_<N>.h5.tmp.<pid>") in the run's
+// checkpoints directory and returns their paths. Call it only where no write can be under way
+// (a resuming run, before it trains).
+std::vector<std::string> remove_interrupted_writes(const std::string& run_dir);
+
 // CRC-64/XZ (ECMA-182 polynomial, reflected, init and xorout all ones; check("123456789") =
 // 0x995DC9BBDF1939FA), the `checksum` attribute's algorithm. Chainable like zlib's crc32:
 // crc64(b, nb, crc64(a, na)) == crc64(a ++ b). Runs in parallel over 4 MiB chunks (at::parallel_for).

@@ -211,4 +211,21 @@ void prune_checkpoints(const std::string& run_dir, int keep_last, int64_t keep_e
   }
 }
 
+std::vector<std::string> remove_interrupted_writes(const std::string& run_dir) {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  for (fs::directory_iterator it(checkpoints_dir(run_dir), ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    const size_t tmp = name.find(".h5.tmp.");
+    if (tmp == std::string::npos || !step_of(name.substr(0, tmp + 3))) continue;
+    std::error_code rm;
+    if (fs::remove(it->path(), rm)) {
+      removed.push_back(it->path().string());
+    } else if (rm) {
+      log_warn("cannot delete the interrupted checkpoint write ", it->path().string(), ": ", rm.message());
+    }
+  }
+  return removed;
+}
+
 }  // namespace reel::trainer

@@ -20,6 +20,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/runtime.h"
+#include "common/test_hooks.h"
 #include "data/shards.h"
 #include "model/counts.h"
 #include "model/registry.h"
@@ -226,6 +227,11 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
       std::string path = resolve_latest(recipe_.run.dir, /*verify_data=*/true);  // a corrupt latest: the one before
       load_checkpoint(path);
       log_info("resumed from ", path, " at step ", step_);
+      if (writer_) {
+        for (const std::string& tmp : remove_interrupted_writes(recipe_.run.dir)) {
+          log_info("removed ", tmp, ", the remains of an interrupted checkpoint write");
+        }
+      }
       const std::string& pos = last_position_json_;
       auto j = nlohmann::json::parse(pos);
       start.epoch = j.at("epoch").get<int64_t>();
@@ -719,6 +725,7 @@ RunEnd Trainer::run() {
       loss_sum = norm_sum = seconds = flops = 0;
       samples = tokens = count = 0;
     }
+    test_kill_point("step", step_);
     if (step_ == test_preempt_step_) request_preemption(SIGUSR1);
     const int signal = agreed_preemption_signal();
     if ((writer_ || fsdp_ || tp_) &&

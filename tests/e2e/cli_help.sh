@@ -3,7 +3,7 @@ source "$(dirname "$0")/lib/common.bash"
 # Output is captured first and searched with here-strings: `cmd | grep -q` can fail under
 # pipefail when grep exits early and the writer gets SIGPIPE.
 out=$("$REEL" --help)
-for c in train sample eval "data synth" "bench step" "bench comm" "ckpt inspect" "ckpt compare" "ckpt verify" "ckpt average"; do
+for c in train recipe sample eval "data synth" "bench step" "bench comm" "ckpt inspect" "ckpt compare" "ckpt verify" "ckpt average"; do
   grep -q "$c" <<<"$out" || die "reel --help does not list '$c'"
 done
 # has "COMMAND WORDS" OPTION...: `reel COMMAND WORDS --help` succeeds and mentions every OPTION.
@@ -13,6 +13,7 @@ has() {
   for opt in "$@"; do grep -q -- "$opt" <<<"$o" || die "reel ${words[*]} --help lacks $opt"; done
 }
 has train --resume
+has recipe --get
 has sample --ckpt --prompt --prompts --out --steps --cfg --seed
 has eval --ckpt --out --prompts
 has "data synth" --buckets

@@ -10,5 +10,6 @@ int cmd_eval(int argc, char** argv, int first);
 int cmd_data(int argc, char** argv, int first);
 int cmd_bench(int argc, char** argv, int first);
 int cmd_ckpt(int argc, char** argv, int first);
+int cmd_recipe(int argc, char** argv, int first);
 
 }  // namespace reel::cli

@@ -18,6 +18,7 @@ const char* kHelp =
     "\n"
     "commands:\n"
     "  train RECIPE [key=value ...] [--resume]   train a model from a recipe\n"
+    "  recipe RECIPE [key=value ...] [--get KEY] check a recipe and print it resolved (or one key)\n"
     "  sample --ckpt PATH (--prompt TEXT | --prompts FILE) --out DIR\n"
     "                                            generate MP4s, a contact sheet and samples.jsonl\n"
     "  eval --ckpt PATH --out DIR                sample the held-out prompt set and score it (eval.json)\n"
@@ -54,6 +55,7 @@ int main(int argc, char** argv) {
     if (command == "data") return reel::cli::cmd_data(argc, argv, 2);
     if (command == "bench") return reel::cli::cmd_bench(argc, argv, 2);
     if (command == "ckpt") return reel::cli::cmd_ckpt(argc, argv, 2);
+    if (command == "recipe") return reel::cli::cmd_recipe(argc, argv, 2);
     std::fprintf(stderr, "reel: unknown command '%s'\n\n%s", command.c_str(), kHelp);
     return reel::kUserErrorExit;
   } catch (const reel::UserError& e) {
