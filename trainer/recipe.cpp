@@ -142,6 +142,7 @@ void visit_fields(V& v, S& s) {
     v.value("ckpt_every", s.ckpt_every, at_least(1));
     v.value("keep_last", s.keep_last, at_least(0));
     v.value("keep_every", s.keep_every, at_least(0));
+    v.value("async_save", s.async_save, nullptr);
     v.value("max_nonfinite", s.max_nonfinite, at_least(1));
   } else if constexpr (std::is_same_v<T, FlowSection>) {
     v.value("sigma_min", s.sigma_min, zero_to_below_one());

@@ -89,6 +89,7 @@ struct TrainerSection {
   int64_t val_samples = 32;    // validation samples per pass, >= 1
   int64_t ckpt_every = 500;    // steps between checkpoints, >= 1
   int64_t keep_last = 3;       // checkpoints kept on disk, >= 0; 0 = keep all
+  bool async_save = false;     // checkpoints written by a background thread while training goes on
   int64_t keep_every = 0;      // also keep for good every checkpoint whose step is a multiple, >= 0; 0 = none
   int64_t max_nonfinite = 3;   // a non-finite loss or gradient norm skips the update; this many in a row
                                // stop the run (checkpoints left intact), >= 1

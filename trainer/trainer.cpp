@@ -15,6 +15,7 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include "common/error.h"
 #include "common/fs.h"
@@ -595,7 +596,21 @@ void Trainer::add_sharded_state(Checkpoint& ckpt) {
   }
 }
 
-std::string Trainer::save_checkpoint() {
+Trainer::~Trainer() {
+  try {
+    wait_for_save();
+  } catch (const std::exception& e) {
+    log_warn("the last checkpoint write failed: ", e.what());
+  }
+}
+
+void Trainer::wait_for_save() {
+  if (save_thread_.joinable()) save_thread_.join();
+  if (save_error_) std::rethrow_exception(std::exchange(save_error_, nullptr));
+}
+
+std::string Trainer::save_checkpoint(bool async) {
+  wait_for_save();
   Checkpoint ckpt;
   ckpt.step = step_;
   if (fsdp_) {
@@ -619,11 +634,26 @@ std::string Trainer::save_checkpoint() {
                          ", step, micro-batch); data order from (seed, epoch)");
   ckpt.meta["recipe"] = to_yaml(recipe_);
   std::string path = checkpoint_path(recipe_.run.dir, step_);
-  // HDF5 is not thread-safe and the loader's threads read shards concurrently.
-  std::lock_guard<std::recursive_mutex> lock(data::hdf5_mutex());
-  reel::trainer::save_checkpoint(path, ckpt);
-  mark_latest(recipe_.run.dir, std::filesystem::path(path).filename().string());
-  prune_checkpoints(recipe_.run.dir, static_cast<int>(recipe_.trainer.keep_last), recipe_.trainer.keep_every);
+  // Every tensor of ckpt is a host copy (never a view of a parameter, moment or EMA shadow), so
+  // the write may run while the next steps change them.
+  auto write = [path, ckpt = std::move(ckpt), run = recipe_.run, tr = recipe_.trainer]() {
+    // HDF5 is not thread-safe and the loader's threads read shards concurrently.
+    std::lock_guard<std::recursive_mutex> lock(data::hdf5_mutex());
+    reel::trainer::save_checkpoint(path, ckpt);
+    mark_latest(run.dir, std::filesystem::path(path).filename().string());
+    prune_checkpoints(run.dir, static_cast<int>(tr.keep_last), tr.keep_every);
+  };
+  if (!async) {
+    write();
+    return path;
+  }
+  save_thread_ = std::thread([this, write = std::move(write)]() {
+    try {
+      write();
+    } catch (...) {
+      save_error_ = std::current_exception();
+    }
+  });
   return path;
 }
 
@@ -730,8 +760,10 @@ RunEnd Trainer::run() {
     const int signal = agreed_preemption_signal();
     if ((writer_ || fsdp_ || tp_) &&
         ((tr.ckpt_every > 0 && step_ % tr.ckpt_every == 0) || step_ == tr.steps || signal != 0)) {
-      std::string path = save_checkpoint();  // with FSDP or TP every rank takes part, rank 0 writes
-      if (writer_) log_info("checkpoint ", path);
+      // with FSDP or TP every rank takes part, rank 0 writes; the last one and a preemption's in full
+      const bool async = tr.async_save && signal == 0 && step_ < tr.steps;
+      std::string path = save_checkpoint(async);
+      if (writer_) log_info("checkpoint ", path, async ? " (writing in the background)" : "");
     }
     if (signal != 0 && step_ < tr.steps) {
       log_info("stopped by signal ", signal, " (", signal == SIGTERM ? "SIGTERM" : "SIGUSR1", ") after step ", step_,
@@ -739,6 +771,7 @@ RunEnd Trainer::run() {
       return RunEnd::kPreempted;
     }
   }
+  wait_for_save();
   return RunEnd::kFinished;
 }
 

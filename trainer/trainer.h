@@ -9,10 +9,12 @@
 
 #include <torch/torch.h>
 
+#include <exception>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "data/loader.h"
@@ -85,8 +87,14 @@ class Trainer {
   StepStats train_step();
 
   ValidationResult validate();
-  // Writes <run.dir>/checkpoints/step_<N>.h5 and moves `latest`; returns the path.
-  std::string save_checkpoint();
+  // Writes <run.dir>/checkpoints/step_<N>.h5 and moves `latest`; returns the path. Collective
+  // with FSDP or TP (the tensors are gathered on every rank; rank 0 writes). With `async` the
+  // tensors are copied to host memory now and a background thread writes the file, moves
+  // `latest` and prunes while training goes on; a previous background write is waited for first.
+  std::string save_checkpoint(bool async = false);
+  // Waits for a background checkpoint write; rethrows its error.
+  void wait_for_save();
+  ~Trainer();
 
   int64_t step() const { return step_; }
   const Recipe& recipe() const { return recipe_; }
@@ -141,6 +149,8 @@ class Trainer {
   // weights, 1 / tp for whole ones, which every tp rank holds alike); laid out like it.
   std::vector<torch::Tensor> norm_weights_;
   bool writer_ = true;                 // writes recipe.yaml, metrics.jsonl and checkpoints
+  std::thread save_thread_;            // a background checkpoint write (trainer.async_save)
+  std::exception_ptr save_error_;      // its failure, rethrown by wait_for_save
   // The largest preemption signal any rank has received (0: none); collective with a mesh.
   int agreed_preemption_signal();
   // Test hook: REEL_TEST_PREEMPT_AT_STEP=N makes world rank 0 act as if signalled after step N.

@@ -38,4 +38,14 @@ h5diff "$WORK/straight/checkpoints/step_00000006.h5" "$WORK/resumed/checkpoints/
   || die "optimizer state differs after resume"
 h5diff "$WORK/straight/checkpoints/step_00000006.h5" "$WORK/resumed/checkpoints/step_00000006.h5" /ema /ema \
   || die "EMA differs after resume"
+# Checkpoints written in the background (trainer.async_save) hold the same bytes, and resume alike.
+"$REEL" train recipes/tiny/t2v.yaml "${common[@]}" run.dir="$WORK/async" trainer.steps=3 trainer.ckpt_every=1 \
+  trainer.async_save=true > "$WORK/async1.log"
+grep -q "step_00000002.h5 (writing in the background)" "$WORK/async1.log" || die "no background checkpoint write"
+"$REEL" train recipes/tiny/t2v.yaml "${common[@]}" run.dir="$WORK/async" trainer.async_save=true --resume > "$WORK/async2.log"
+for group in /model /optim /ema; do
+  h5diff "$WORK/straight/checkpoints/step_00000006.h5" "$WORK/async/checkpoints/step_00000006.h5" $group $group ||
+    die "$group differs after background checkpoint writes"
+done
+"$REEL" ckpt verify "$WORK"/async/checkpoints/step_*.h5 > /dev/null || die "a background-written checkpoint does not verify"
 echo "PASS"

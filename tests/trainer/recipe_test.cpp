@@ -131,6 +131,7 @@ const std::vector<std::string> kEveryKeyChanged = {
     "trainer.ckpt_every=9",
     "trainer.keep_last=0",
     "trainer.keep_every=100",
+    "trainer.async_save=true",
     "trainer.max_nonfinite=5",
     "flow.sigma_min=0.001",
     "flow.frame_correlation=0.5",

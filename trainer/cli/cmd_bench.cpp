@@ -83,13 +83,16 @@ int bench_step(int argc, char** argv, int first) {
       .option("steps", "N", "timed steps (default 20)")
       .option("warmup", "N", "untimed steps first (default 3)")
       .option("profile", "FILE", "write a Chrome trace (chrome://tracing, Perfetto) of the timed steps' operators")
+      .option("save", "N", "then time N steps that each end with a checkpoint, written in full and then in the\n"
+                           "background (trainer.async_save) (default 0)")
       .min_positionals(1)
       .max_positionals(-1);
   auto args = c.parse(argc, argv, first);
   if (!args) return 0;
   std::vector<std::string> overrides(args->positionals().begin() + 1, args->positionals().end());
   const int64_t steps = args->get_int("steps", 20), warmup = args->get_int("warmup", 3);
-  if (steps < 1 || warmup < 0) fail("--steps must be >= 1 and --warmup >= 0");
+  const int64_t saves = args->get_int("save", 0);
+  if (steps < 1 || warmup < 0 || saves < 0) fail("--steps must be >= 1, --warmup and --save >= 0");
   auto launch = TrainingLaunch::start(args->positionals()[0], overrides);
   if (!launch) return kUserErrorExit;
   trainer::Recipe& recipe = (*launch)->recipe();
@@ -114,6 +117,18 @@ int bench_step(int argc, char** argv, int first) {
     profile.reset();  // writes the trace
     std::printf("operator trace: %s\n", profile_path.c_str());
   }
+  // A step followed by a checkpoint (collective under FSDP/TP), written in full or in the
+  // background; the background write of one step overlaps the next step.
+  double save_ms[2] = {0, 0};
+  for (int async = 0; async < 2 && saves > 0; ++async) {
+    auto start = std::chrono::steady_clock::now();
+    for (int64_t i = 0; i < saves; ++i) {
+      t.train_step();
+      t.save_checkpoint(async == 1);
+    }
+    save_ms[async] = 1000 * std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / saves;
+    t.wait_for_save();
+  }
   if (!rank0) return 0;
   const double rate = flops / seconds;
   std::printf("bench step %s: %lld steps, %.1f ms/step, %.1f samples/s, %.0f tokens/s\n",
@@ -122,6 +137,10 @@ int bench_step(int argc, char** argv, int first) {
   std::printf("  achieved %.1f GFLOP/s = %.1f%% of the measured matmul rate %.1f GFLOP/s (%lld params)\n",
               rate / 1e9, 100 * rate / t.matmul_flops(), t.matmul_flops() / 1e9,
               static_cast<long long>(t.parameter_count()));
+  if (saves > 0) {
+    std::printf("  step + checkpoint (%lld each): %.1f ms in full, %.1f ms written in the background (a step alone: %.1f ms)\n",
+                static_cast<long long>(saves), save_ms[0], save_ms[1], 1000 * seconds / steps);
+  }
   if (auto* mesh = (*launch)->mesh()) {
     std::printf("  mesh %s (rank 0's times): %.1f ms/step computing, %.1f ms/step waiting on collectives (%.1f%%)\n",
                 mesh->dims().describe().c_str(), 1000 * (seconds - comm) / steps, 1000 * comm / steps,
