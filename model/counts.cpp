@@ -53,16 +53,18 @@ FlopCount t2v_forward_flops(const T2VOptions& o, int64_t video_tokens, int64_t t
   double w_sample = static_cast<double>(tr.time_freq_dim) * d + d * d + 6 * d * d + 2 * d * d +
                     (tr.pooled_text ? d * d : 0.0);
   double w_text = depth * 2 * d * d * s;
-  double text_attention = 0;
+  double text_attention = 0, frozen = 0;
   for (const auto& slot : o.text) {
     double de = static_cast<double>(slot.byte.dim), slot_depth = static_cast<double>(slot.byte.depth);
-    w_text += (static_cast<double>(slot.byte.ngram) * de * de + slot_depth * 12 * de * de + de * d) * l;
+    const double encoder = (static_cast<double>(slot.byte.ngram) * de * de + slot_depth * 12 * de * de) * l;
+    w_text += encoder + de * d * l;
     text_attention += slot_depth * 4 * l * l * de;
+    if (!slot.trainable) frozen += 2 * encoder + slot_depth * 4 * l * l * de;
   }
   double block_attention = depth * (4 * n * n * d + 4 * n * s * d);
   double blocks = 2 * (depth * (6 * d * d + 3 * d * f) * n + depth * 2 * d * d * s) + block_attention;
   return {w_video, 2 * (w_video * n + w_sample + w_text) + block_attention + text_attention, blocks,
-          2 * w_video * n + block_attention};
+          2 * w_video * n + block_attention, frozen};
 }
 
 }  // namespace reel::model

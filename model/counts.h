@@ -28,6 +28,7 @@ struct FlopCount {
   double forward_flops;            // one sample, forward only; training ~ 3x this
   double block_flops;              // of which the blocks' attention and FFN (what tensor parallel splits)
   double token_flops;              // of which per video token (what context parallel splits)
+  double frozen_text_flops = 0;    // of which in encoders that are not trained (forward only in training)
 };
 
 // Forward FLOPs for ONE sample with N = video_tokens transformer tokens and L = text_len tokens
@@ -42,6 +43,8 @@ struct FlopCount {
 //   forward = 2*(W_v*N + W_s + W_t)
 //           + depth*(4*N^2*D + 4*N*S*D)         self- and cross-attention scores and values
 //           + sum_slots depth_i*4*L^2*De_i      text-encoder self-attention
+// A frozen slot's encoder (not its projection) runs forward only in training: frozen_text_flops
+// counts it, so a training step is 3 x forward - 2 x frozen_text_flops.
 FlopCount t2v_forward_flops(const T2VOptions& o, int64_t video_tokens, int64_t text_len);
 
 }  // namespace reel::model

@@ -237,6 +237,11 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
       auto j = nlohmann::json::parse(pos);
       start.epoch = j.at("epoch").get<int64_t>();
       start.batch = j.at("batch").get<int64_t>();
+      if (j.contains("global_batch") && j.at("global_batch").get<int64_t>() != recipe_.data.batch_size) {
+        fail(path, " was written with data.batch_size = ", j.at("global_batch").get<int64_t>(), " but the recipe has ",
+             recipe_.data.batch_size, ": its data position counts global batches of the old size; resume with "
+             "data.batch_size=", j.at("global_batch").get<int64_t>(), " (any mesh splits it)");
+      }
     } else {
       log_info("--resume: no checkpoint in ", dir, " yet; starting from step 0");
     }
@@ -294,7 +299,7 @@ double Trainer::step_flops(const data::Batch& batch) const {
   // (the text's K/V projections counted as split over cp too).
   const double tp = mesh_ ? mesh_->dims().tp : 1, cp = mesh_ ? mesh_->dims().cp : 1;
   const double mine = f.forward_flops - f.token_flops * (1 - 1 / cp) - f.block_flops / cp * (1 - 1 / tp);
-  return 3.0 * mine * static_cast<double>(batch.captions.size());
+  return (3.0 * mine - 2.0 * f.frozen_text_flops) * static_cast<double>(batch.captions.size());
 }
 
 StepStats Trainer::train_step() {
@@ -629,7 +634,16 @@ std::string Trainer::save_checkpoint(bool async) {
   if (ema_) ckpt.meta["ema_decay"] = std::to_string(ema_->decay());
   ckpt.tensors["rng/torch_cpu"] = at::detail::getDefaultCPUGenerator().get_state();
   data::LoaderPosition pos = loader_->position();
-  ckpt.meta["data_position"] = nlohmann::json{{"epoch", pos.epoch}, {"batch", pos.batch}}.dump();
+  // Global batches of data.batch_size samples, the same whatever the mesh: any mesh resumes here.
+  ckpt.meta["data_position"] =
+      nlohmann::json{{"epoch", pos.epoch}, {"batch", pos.batch}, {"global_batch", recipe_.data.batch_size}}.dump();
+  const TrainerSection& tr = recipe_.trainer;
+  const LrScheduleOptions lr{tr.lr, tr.min_lr, tr.warmup_steps, tr.steps, tr.schedule};
+  ckpt.meta["lr_schedule"] = nlohmann::json{{"schedule", lr.kind}, {"lr", lr.lr}, {"min_lr", lr.min_lr},
+                                            {"warmup_steps", lr.warmup_steps}, {"steps", lr.total_steps},
+                                            {"next_step", step_}, {"next_lr", learning_rate(lr, step_)}}.dump();
+  ckpt.meta["mesh"] = mesh_ ? cat(mesh_->dims().describe(), " (", mesh_->world().size(), " ranks)")
+                            : std::string("one process");
   ckpt.meta["rng"] = cat("per-step generators seeded from (seed=", recipe_.seed,
                          ", step, micro-batch); data order from (seed, epoch)");
   ckpt.meta["recipe"] = to_yaml(recipe_);

@@ -106,6 +106,10 @@ TEST(Flops, MatchesHandComputationForTinyConfig) {
   o.text[0].byte.ngram = 3;
   o.transformer.pooled_text = true;
   EXPECT_DOUBLE_EQ(t2v_forward_flops(o, N, L).forward_flops, 42016.0 + 2 * (3 * 64 * L + 256));
+  EXPECT_DOUBLE_EQ(t2v_forward_flops(o, N, L).frozen_text_flops, 0.0);
+  // A frozen encoder (n-gram, qkv, out, MLP; not its projection) runs forward only.
+  o.text[0].trainable = false;
+  EXPECT_DOUBLE_EQ(t2v_forward_flops(o, N, L).frozen_text_flops, 2 * (3 * 64 + 192 + 64 + 256 + 256) * L + 4 * 9 * 8);
 }
 
 TEST(Flops, PerTokenWeightsAreTheLinearsVideoTokensPassThrough) {

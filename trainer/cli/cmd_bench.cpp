@@ -77,8 +77,8 @@ int bench_comm(int argc, char** argv, int first) {
 int bench_step(int argc, char** argv, int first) {
   Command c("reel bench step RECIPE [key.path=value ...] [--steps N] [--warmup N]",
             "Times training steps of a recipe and reports achieved FLOP/s against this machine's measured fp32\n"
-            "matmul rate (1024^3, all cores). FLOPs = 3 x forward, forward = 2 x matmul weights x tokens plus\n"
-            "attention (self 4 N^2 d, cross 4 N L d per layer) and the text encoder. Writes to run.dir/bench/.");
+            "matmul rate (1024^3, all cores). FLOPs = 3 x forward (a frozen text encoder's 1 x), forward =\n"
+            "2 x matmul weights x tokens plus attention (self 4 N^2 d, cross 4 N L d per layer) and the text encoder. Writes to run.dir/bench/.");
   c.positional("RECIPE", "recipe file")
       .option("steps", "N", "timed steps (default 20)")
       .option("warmup", "N", "untimed steps first (default 3)")
