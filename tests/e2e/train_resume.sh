@@ -38,6 +38,12 @@ h5diff "$WORK/straight/checkpoints/step_00000006.h5" "$WORK/resumed/checkpoints/
   || die "optimizer state differs after resume"
 h5diff "$WORK/straight/checkpoints/step_00000006.h5" "$WORK/resumed/checkpoints/step_00000006.h5" /ema /ema \
   || die "EMA differs after resume"
+# A checkpoint's data position counts global batches: another data.batch_size is refused.
+expect_exit 2 "was written with data.batch_size = 4 but the recipe has 2" -- \
+  "$REEL" train recipes/tiny/t2v.yaml "${common[@]}" data.batch_size=2 run.dir="$WORK/resumed" --resume
+grep -q "meta mesh: one process" <<<"$("$REEL" ckpt inspect "$WORK/resumed/checkpoints/step_00000006.h5")" ||
+  die "ckpt inspect does not show the mesh"
+
 # Checkpoints written in the background (trainer.async_save) hold the same bytes, and resume alike.
 "$REEL" train recipes/tiny/t2v.yaml "${common[@]}" run.dir="$WORK/async" trainer.steps=3 trainer.ckpt_every=1 \
   trainer.async_save=true > "$WORK/async1.log"
