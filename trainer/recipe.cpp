@@ -81,6 +81,7 @@ void visit_fields(V& v, S& s) {
   using T = std::remove_const_t<S>;
   if constexpr (std::is_same_v<T, Recipe>) {
     v.value("seed", s.seed, at_least(0));
+    v.value("init_from", s.init_from, any_text());
     v.section("run", s.run);
     v.section("model", s.model);
     v.section("data", s.data);
@@ -582,6 +583,10 @@ void check_shapes(const Recipe& r, const Context& ctx, bool check_paths) {
 
   if (check_paths) {
     std::error_code ec;
+    if (!r.init_from.empty() && !fs::exists(r.init_from, ec)) {
+      fail(ctx.at({"init_from"}), ": key 'init_from' = '", r.init_from, "': no such checkpoint file or run directory",
+           "; point it at the previous stage's checkpoint (or its run.dir)");
+    }
     if (!fs::is_directory(r.data.dir, ec)) {
       bool exists = fs::exists(r.data.dir, ec);
       fail(ctx.at({"data.dir"}), ": key 'data.dir' = '", r.data.dir, "': ",

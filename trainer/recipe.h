@@ -146,6 +146,10 @@ struct Recipe {
   std::string source;  // file path it came from ("<string>" if parsed from text); not a key,
                        // ignored by operator==
   int64_t seed = 0;    // seed of initialization, data order and noise, >= 0
+  // A checkpoint (file or run directory: its latest) whose model weights start this run, as a
+  // stage starts from the one before (trainer/init_from.h for the rules); "" = fresh weights.
+  // Ignored when --resume finds a checkpoint of this run.
+  std::string init_from;
   RunSection run;
   ModelSection model;
   DataSection data;

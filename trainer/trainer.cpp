@@ -27,6 +27,7 @@
 #include "model/registry.h"
 #include "parallel/activation_checkpoint.h"
 #include "trainer/checkpoint.h"
+#include "trainer/init_from.h"
 #include "trainer/preemption.h"
 #include "trainer/schedule.h"
 #include "trainer/task.h"
@@ -187,6 +188,21 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
   }
   model_ = spec.build(options);
   model_->init_weights(recipe_.seed);
+  const std::string checkpoints = recipe_.run.dir + "/checkpoints";
+  const bool resuming = resume && (std::filesystem::exists(checkpoints + "/latest") ||
+                                   (std::filesystem::exists(checkpoints) && !std::filesystem::is_empty(checkpoints)));
+  if (!recipe_.init_from.empty() && !resuming) {  // every rank reads it: the same weights everywhere
+    const std::string path = resolve_checkpoint_argument(recipe_.init_from);
+    const InitReport r = init_from_checkpoint(*model_, reel::trainer::load_checkpoint(path));
+    auto names = [](const std::vector<std::string>& v) {
+      std::string s;
+      for (const std::string& n : v) s += (s.empty() ? "" : ", ") + n;
+      return s.empty() ? std::string("none") : s;
+    };
+    log_info("init_from ", path, ": ", r.copied.size(), " tensors copied; position tables resampled: ",
+             names(r.resampled), "; new (fresh initialization): ", names(r.fresh), "; in the checkpoint only: ",
+             names(r.ignored));
+  }
   model_->train();
   for (const auto& p : model_->named_parameters()) {
     if (p.value().requires_grad()) params_.push_back(p.value());
@@ -222,9 +238,7 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
   data::LoaderPosition start;
   make_dirs(recipe_.run.dir);
   if (resume) {
-    std::string dir = recipe_.run.dir + "/checkpoints";
-    if (std::filesystem::exists(dir + "/latest") ||
-        (std::filesystem::exists(dir) && !std::filesystem::is_empty(dir))) {
+    if (resuming) {
       std::string path = resolve_latest(recipe_.run.dir, /*verify_data=*/true);  // a corrupt latest: the one before
       load_checkpoint(path);
       log_info("resumed from ", path, " at step ", step_);
@@ -243,7 +257,7 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
              "data.batch_size=", j.at("global_batch").get<int64_t>(), " (any mesh splits it)");
       }
     } else {
-      log_info("--resume: no checkpoint in ", dir, " yet; starting from step 0");
+      log_info("--resume: no checkpoint in ", checkpoints, " yet; starting from step 0");
     }
   }
 

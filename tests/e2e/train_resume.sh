@@ -44,6 +44,15 @@ expect_exit 2 "was written with data.batch_size = 4 but the recipe has 2" -- \
 grep -q "meta mesh: one process" <<<"$("$REEL" ckpt inspect "$WORK/resumed/checkpoints/step_00000006.h5")" ||
   die "ckpt inspect does not show the mesh"
 
+# init_from starts a new stage from a run's weights: the same tensors copied, the grown h position
+# table resampled, a new layer fresh; a changed width is refused, naming the tensor.
+"$REEL" train recipes/tiny/t2v.yaml "${common[@]}" trainer.steps=1 model.max_height=16 model.pooled_text=false \
+  init_from="$WORK/straight" run.dir="$WORK/stage2" > "$WORK/stage2.log"
+grep -q "init_from $WORK/straight/checkpoints/step_00000006.h5: [0-9]* tensors copied; position tables resampled: transformer.pos_embed.h; new (fresh initialization): none; in the checkpoint only: transformer.text_pool.bias, transformer.text_pool.weight" \
+  "$WORK/stage2.log" || die "init_from did not report what it did: $(grep init_from "$WORK/stage2.log")"
+expect_exit 2 "model/transformer.patch_embed.weight: checkpoint \[32, 192\] vs model \[48, 192\]" -- \
+  "$REEL" train recipes/tiny/t2v.yaml "${common[@]}" model.dim=48 init_from="$WORK/straight" run.dir="$WORK/stage2b"
+
 # Checkpoints written in the background (trainer.async_save) hold the same bytes, and resume alike.
 "$REEL" train recipes/tiny/t2v.yaml "${common[@]}" run.dir="$WORK/async" trainer.steps=3 trainer.ckpt_every=1 \
   trainer.async_save=true > "$WORK/async1.log"

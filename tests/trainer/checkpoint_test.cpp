@@ -1,5 +1,6 @@
 // Checkpoints: bit-exact round trips, refusal of damaged or foreign files, module/AdamW state, run dirs.
 #include "trainer/checkpoint.h"
+#include "trainer/init_from.h"
 
 #include <gtest/gtest.h>
 
@@ -644,4 +645,42 @@ TEST(CheckpointAverage, RefusesDifferentModelsNamingTheTensor) {
   EXPECT_TRUE(contains(msg, "model/extra")) << msg;
   msg = user_error_message([&] { average_checkpoints({small_checkpoint(1)}); });
   EXPECT_TRUE(contains(msg, "at least 2")) << msg;
+}
+
+TEST(InitFrom, CopiesResamplesPositionTablesKeepsNewAndRefusesOtherShapes) {
+  auto a = std::make_shared<torch::nn::Module>(), b = std::make_shared<torch::nn::Module>();
+  a->register_module("0", torch::nn::Linear(4, 3));
+  b->register_module("0", torch::nn::Linear(4, 3));
+  b->register_module("1", torch::nn::Linear(3, 2));
+  auto pos = std::make_shared<torch::nn::Module>();
+  pos->register_parameter("h", torch::zeros({4, 2}));
+  pos->register_parameter("t", torch::zeros({3, 2}));
+  b->register_module("pos_embed", pos);
+  auto param = [&](const char* name) { return b->named_parameters()[name]; };
+
+  Checkpoint ckpt;
+  ckpt.source = "stage1/step_00000100.h5";
+  add_module_state(*a, "model/", ckpt);
+  ckpt.tensors["model/pos_embed.h"] = torch::tensor({{0.0, 10.0}, {4.0, 30.0}});  // 2 rows -> 4
+  ckpt.tensors["model/pos_embed.t"] = torch::tensor({{1.0, 1.0}, {2.0, 2.0}});    // 2 frames -> 3
+  ckpt.tensors["model/dropped.weight"] = torch::ones({5});
+  const torch::Tensor fresh = param("1.weight").clone();
+  InitReport r = init_from_checkpoint(*b, ckpt);
+  EXPECT_TRUE(torch::equal(param("0.weight"), a->named_parameters()["0.weight"]));
+  EXPECT_TRUE(torch::equal(param("1.weight"), fresh));  // new: its own initialization
+  // h: rows at 1/8, 3/8, 5/8, 7/8 of the field between old rows at 1/4 and 3/4 (clamped at the ends).
+  EXPECT_TRUE(torch::allclose(param("pos_embed.h"), torch::tensor({{0.0, 10.0}, {1.0, 15.0}, {3.0, 25.0}, {4.0, 30.0}})));
+  EXPECT_TRUE(torch::equal(param("pos_embed.t"), torch::tensor({{1.0, 1.0}, {2.0, 2.0}, {2.0, 2.0}})));
+  EXPECT_EQ(r.resampled, (std::vector<std::string>{"pos_embed.h", "pos_embed.t"}));
+  EXPECT_EQ(r.fresh, (std::vector<std::string>{"1.bias", "1.weight"}));
+  EXPECT_EQ(r.ignored, (std::vector<std::string>{"dropped.weight"}));
+  EXPECT_EQ(r.copied, (std::vector<std::string>{"0.bias", "0.weight"}));
+
+  // Any other shape change is refused, naming the tensor and both shapes, and changes nothing.
+  ckpt.tensors["model/0.weight"] = torch::ones({3, 5});
+  const torch::Tensor before = param("0.weight").clone();
+  std::string msg = user_error_message([&] { init_from_checkpoint(*b, ckpt); });
+  EXPECT_TRUE(contains(msg, "stage1/step_00000100.h5") && contains(msg, "model/0.weight: checkpoint [3, 5] vs model [3, 4]"))
+      << msg;
+  EXPECT_TRUE(torch::equal(param("0.weight"), before));
 }

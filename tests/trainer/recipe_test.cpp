@@ -84,6 +84,7 @@ void leaf_keys(const YAML::Node& node, const std::string& prefix, std::set<std::
 // recipe valid.
 const std::vector<std::string> kEveryKeyChanged = {
     "seed=7",
+    "init_from=runs/data/synth",  // must exist (any path does for the recipe; the trainer reads it)
     "run.dir=runs/other",
     "run.name=exp",
     "model.name=t2v_big",
@@ -336,9 +337,9 @@ TEST_F(RecipeTest, UnknownKeyNamesLineKeySuggestionAndValidKeys) {
 TEST_F(RecipeTest, UnknownSectionNamesLineAndTopLevelKeys) {
   std::string message = error_of("seed: 1\ntraner:\n  steps: 1\n");
   expect_contains(message, {"bad.yaml:2:1: unknown key 'traner'; did you mean 'trainer'?",
-                            "valid top-level keys: seed, run, model, data, trainer, flow, parallel, sample, eval"});
+                            "valid top-level keys: seed, init_from, run, model, data, trainer, flow, parallel, sample, eval"});
   message = error_of("optimizer:\n  lr: 1\n");
-  expect_contains(message, {"bad.yaml:1:1: unknown key 'optimizer'; valid top-level keys: seed, run"});
+  expect_contains(message, {"bad.yaml:1:1: unknown key 'optimizer'; valid top-level keys: seed, init_from, run"});
 }
 
 TEST_F(RecipeTest, KeyInTheWrongSectionPointsAtItsSection) {
@@ -405,7 +406,7 @@ TEST_F(RecipeTest, WrongListLengthOrElement) {
 TEST_F(RecipeTest, SectionThatIsNotAMap) {
   expect_contains(error_of("trainer: 5\n"),
                   {"bad.yaml:1:10: key 'trainer' must be a map with keys steps, grad_accum", "got '5'"});
-  expect_contains(error_of("- a\n- b\n"), {"bad.yaml:1:1: a recipe must be a map with keys seed, run"});
+  expect_contains(error_of("- a\n- b\n"), {"bad.yaml:1:1: a recipe must be a map with keys seed, init_from, run"});
 }
 
 TEST_F(RecipeTest, OutOfRange) {
@@ -512,6 +513,8 @@ TEST_F(RecipeTest, BadOverrideValuesAreReportedAgainstTheOverride) {
                   {"command line override 'model.text_encoders=[{dim: 3}]': key 'model.text_encoders.0.heads' = 4"});
   expect_contains(error_of([&] { load_recipe(path, {"data.dir=/nonexistent/reel/data"}); }),
                   {"command line override 'data.dir=/nonexistent/reel/data': key 'data.dir'", "no such directory"});
+  expect_contains(error_of([&] { load_recipe(path, {"init_from=/nonexistent/run"}); }),
+                  {"command line override 'init_from=/nonexistent/run': key 'init_from'", "no such checkpoint"});
 }
 
 }  // namespace
