@@ -103,7 +103,12 @@ class Trainer {
   double matmul_flops() const { return matmul_flops_; }
 
  private:
-  void load_checkpoint(const std::string& path);
+  // Model, optimizer, EMA, RNG and step from a checkpoint; returns its data position.
+  data::LoaderPosition load_checkpoint(const std::string& path);
+  // --resume: the newest checkpoint that verifies (and the interrupted writes removed).
+  data::LoaderPosition resume_latest();
+  // recipe.init_from: a new stage's weights from another run (trainer/init_from.h).
+  void initialize_from(const std::string& source);
   void shard_model();
   // parallel.tp > 1: the planned weights, their Adam moments and EMA cut to this rank's slices.
   void shard_tensor_parallel();
@@ -137,7 +142,6 @@ class Trainer {
   int threads_per_copy_ = 1;
   int threads_ = 1;  // intra-op threads of the training thread (trainer.threads resolved)
   int64_t step_ = 0;                   // optimizer steps taken
-  std::string last_position_json_;     // data position read from a resumed checkpoint
   double matmul_flops_ = 0;            // this machine's measured fp32 matmul rate
   parallel::Mesh* mesh_ = nullptr;                 // null: one process
   parallel::Communicator* data_group_ = nullptr;   // the ranks that take different samples, or none

@@ -13,11 +13,9 @@ ARGS=(data.dir="$WORK/data" "${TINY[@]}" trainer.steps=6 trainer.ckpt_every=100 
 resumed_exactly() {
   local name=$1 np=$2
   shift 2
-  local launch=("$REEL")
-  [[ $np -gt 1 ]] && launch=(mpirun --allow-run-as-root --oversubscribe -np "$np" "$REEL")
   train_as "${name}_straight" "$np" "$@"
-  expect_exit 75 "stopped by signal 10 \(SIGUSR1\) after step 3 with its checkpoint written" -- \
-    env REEL_TEST_PREEMPT_AT_STEP=3 "${launch[@]}" train $R "${ARGS[@]}" run.dir="$WORK/$name" "$@"
+  REEL_TEST_PREEMPT_AT_STEP=3 expect_exit 75 "stopped by signal 10 \(SIGUSR1\) after step 3 with its checkpoint written" \
+    -- reel_on "$np" train $R "${ARGS[@]}" run.dir="$WORK/$name" "$@"
   [ "$(cat "$WORK/$name/checkpoints/latest")" = "step_00000003.h5" ] || die "$name: latest is not step 3"
   train_as "$name" "$np" "$@" --resume
   local a="$WORK/${name}_straight" b="$WORK/$name"

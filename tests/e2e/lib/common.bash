@@ -38,10 +38,19 @@ TINY=(model.dim=32 model.depth=1 model.heads=2 model.max_frames=4 model.max_heig
 train_as() {
   local name=$1 np=$2
   shift 2
-  local launch=("$REEL")
-  [[ $np -gt 1 ]] && launch=(mpirun --allow-run-as-root --oversubscribe -np "$np" "$REEL")
-  "${launch[@]}" train "$R" "${ARGS[@]}" run.dir="$WORK/$name" "$@" > "$WORK/$name.log" 2>&1 ||
+  reel_on "$np" train "$R" "${ARGS[@]}" run.dir="$WORK/$name" "$@" > "$WORK/$name.log" 2>&1 ||
     die "$name: $(cat "$WORK/$name.log")"
+}
+
+# reel_on RANKS ARGS...: `reel ARGS...`, under mpirun with RANKS > 1.
+reel_on() {
+  local np=$1
+  shift
+  if [[ $np -gt 1 ]]; then
+    mpirun --allow-run-as-root --oversubscribe -np "$np" "$REEL" "$@"
+  else
+    "$REEL" "$@"
+  fi
 }
 
 # same_training DIR_A DIR_B STEP [RTOL]: the runs logged the same loss (1e-6 relative) and gradient
