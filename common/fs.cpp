@@ -31,17 +31,28 @@ void write_atomically(const std::string& path, const std::function<void(const st
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   try {
     write(tmp);
-    fsync_path(tmp);
   } catch (...) {
     std::error_code ec;
     fs::remove(tmp, ec);
     throw;
   }
+  publish_file(tmp, path);
+}
+
+void publish_file(const std::string& tmp, const std::string& path) {
+  fs::path final_path(path);
   std::error_code ec;
+  try {
+    fsync_path(tmp);
+  } catch (...) {
+    fs::remove(tmp, ec);
+    throw;
+  }
   fs::rename(tmp, final_path, ec);
   if (ec) {
+    const std::string why = ec.message();
     fs::remove(tmp, ec);
-    fail("cannot rename '", tmp, "' to '", path, "': ", ec.message());
+    fail("cannot rename '", tmp, "' to '", path, "': ", why);
   }
   std::string dir = final_path.has_parent_path() ? final_path.parent_path().string() : ".";
   fsync_path(dir);

@@ -16,6 +16,11 @@ void write_file_atomic(const std::string& path, const std::string& content);
 // exception propagates; nothing appears under `path`.
 void write_atomically(const std::string& path, const std::function<void(const std::string& tmp_path)>& write);
 
+// The last step of write_atomically, for a temporary file written otherwise (e.g. by many ranks):
+// fsyncs `tmp`, renames it to `path` and fsyncs the directory. On failure `tmp` is removed and a
+// UserError names both paths.
+void publish_file(const std::string& tmp, const std::string& path);
+
 // Creates a directory and its parents; throws UserError naming it on failure.
 void make_dirs(const std::string& dir);
 

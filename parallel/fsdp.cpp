@@ -278,6 +278,22 @@ std::vector<std::pair<std::string, torch::Tensor>> Fsdp::full_tensors(
   return out;
 }
 
+std::vector<Fsdp::ShardSpan> Fsdp::shard_spans(int64_t unit) const {
+  const Unit& u = *units_.at(unit);
+  const int64_t lo = int64_t(shard_.rank()) * u.shard_numel, hi = lo + u.shard_numel;
+  std::vector<ShardSpan> spans;
+  for (size_t k = 0; k < u.names.size(); ++k) {
+    const int64_t first = u.offsets[k], last = first + u.params[k].numel();
+    const int64_t a = std::max(first, lo), b = std::min(last, hi);
+    if (a < b) {
+      spans.push_back({u.names[k], a - first, b - first, a - lo});
+    } else {
+      spans.push_back({u.names[k], 0, 0, 0});
+    }
+  }
+  return spans;
+}
+
 torch::Tensor Fsdp::shard_from_full(int64_t unit,
                                     const std::function<torch::Tensor(const std::string& name)>& full) const {
   const Unit& u = *units_.at(unit);

@@ -95,6 +95,14 @@ class Fsdp {
   // communication). `full(name)` returns the tensor for a parameter, shaped like it.
   torch::Tensor shard_from_full(int64_t unit, const std::function<torch::Tensor(const std::string& name)>& full) const;
   int64_t num_units() const { return static_cast<int64_t>(units_.size()); }
+  // Where this rank's shard of `unit` lies in each of the unit's parameters (in flat order, every
+  // parameter listed): its flattened elements [begin, end) are shard[offset, offset + end - begin)
+  // (begin == end: none of it is here). For writing each rank's part of a checkpoint.
+  struct ShardSpan {
+    std::string name;
+    int64_t begin = 0, end = 0, offset = 0;
+  };
+  std::vector<ShardSpan> shard_spans(int64_t unit) const;
   // The parameter names of a unit, in flat order.
   std::vector<std::string> unit_names(int64_t unit) const;
 

@@ -1,4 +1,5 @@
-// Checkpoint files (HDF5, format "reel-ckpt-1"): CRC-64, writing, reading, inspecting.
+// Checkpoint files (HDF5, format "reel-ckpt-1"): CRC-64, reading, inspecting (writing is in
+// checkpoint_write.cpp).
 #include "trainer/checkpoint.h"
 
 #include <hdf5.h>
@@ -9,6 +10,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <set>
 #include <utility>
@@ -17,13 +19,12 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/runtime.h"
-#include "common/test_hooks.h"
+#include "trainer/internal/checkpoint_hdf5.h"
 #include "trainer/internal/checkpoint_util.h"
 
 namespace reel::trainer {
 namespace fs = std::filesystem;
-using detail::shape_str;
-using detail::starts_with;
+using namespace detail;  // NOLINT: the HDF5 and string helpers of trainer/internal
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "checkpoints store little-endian bytes and checksum them in memory order");
@@ -106,7 +107,15 @@ Gf2Matrix crc64_zeros_operator(uint64_t bytes) {
 
 uint64_t crc64_combine(uint64_t crc_a, uint64_t crc_b, uint64_t size_b) {
   if (size_b == 0) return crc_a;
-  return gf2_apply(crc64_zeros_operator(size_b), crc_a) ^ crc_b;
+  // Runs of one length recur (the rows of a tensor-parallel slice, combined rank after rank), and
+  // each operator costs ~log2(size) matrix products: keep the last few.
+  thread_local std::map<uint64_t, Gf2Matrix> operators;
+  auto it = operators.find(size_b);
+  if (it == operators.end()) {
+    if (operators.size() >= 64) operators.clear();
+    it = operators.emplace(size_b, crc64_zeros_operator(size_b)).first;
+  }
+  return gf2_apply(it->second, crc_a) ^ crc_b;
 }
 
 uint64_t crc64(const void* data, size_t size, uint64_t crc) {
@@ -128,52 +137,8 @@ uint64_t crc64(const void* data, size_t size, uint64_t crc) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// HDF5 plumbing.
-namespace {
-
-// Owns one HDF5 identifier.
-class H5Id {
- public:
-  using Closer = herr_t (*)(hid_t);
-  H5Id(hid_t id, Closer closer) : id_(id), closer_(closer) {}
-  H5Id(H5Id&& other) noexcept : id_(std::exchange(other.id_, -1)), closer_(other.closer_) {}
-  H5Id& operator=(H5Id&& other) noexcept {
-    if (this != &other) {
-      close();
-      id_ = std::exchange(other.id_, -1);
-      closer_ = other.closer_;
-    }
-    return *this;
-  }
-  ~H5Id() { close(); }
-  hid_t get() const { return id_; }
-  bool ok() const { return id_ >= 0; }
-  herr_t close() {
-    herr_t rc = id_ >= 0 ? closer_(id_) : 0;
-    id_ = -1;
-    return rc;
-  }
-
- private:
-  hid_t id_;
-  Closer closer_;
-};
-
-// Silences HDF5's printing of its error stack while alive; errors become UserErrors instead.
-class QuietHdf5Errors {
- public:
-  QuietHdf5Errors() {
-    H5Eget_auto2(H5E_DEFAULT, &func_, &data_);
-    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-  }
-  ~QuietHdf5Errors() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
-  QuietHdf5Errors(const QuietHdf5Errors&) = delete;
-  QuietHdf5Errors& operator=(const QuietHdf5Errors&) = delete;
-
- private:
-  H5E_auto2_t func_ = nullptr;
-  void* data_ = nullptr;
-};
+// HDF5 plumbing (declared in trainer/internal/checkpoint_hdf5.h).
+namespace detail {
 
 // " (HDF5: <innermost message of the current error stack>)", or "" when the stack is empty.
 std::string hdf5_detail() {
@@ -202,12 +167,6 @@ H5Id access_plist(bool strict_close) {
 
 H5Id scalar_space() { return H5Id(H5Screate(H5S_SCALAR), H5Sclose); }
 
-// How a torch dtype is stored.
-struct Storage {
-  const char* name;  // the `dtype` attribute
-  hid_t file_type;
-  hid_t mem_type;
-};
 
 constexpr torch::ScalarType kStoredDtypes[] = {torch::kFloat, torch::kDouble, torch::kHalf, torch::kBFloat16,
                                                torch::kLong,  torch::kInt,    torch::kShort, torch::kChar,
@@ -248,169 +207,11 @@ std::string hex(uint64_t v) {
   return buf;
 }
 
-// Why `name` cannot be an HDF5 path below a group, or "" when it can.
-std::string name_problem(const std::string& name) {
-  if (name.empty()) return "is empty";
-  if (name.front() == '/' || name.back() == '/') return "starts or ends with '/'";
-  for (size_t start = 0;;) {
-    size_t end = name.find('/', start);
-    std::string part = name.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    if (part.empty()) return "has an empty component ('//')";
-    if (part == "." || part == "..") return "has a '.' or '..' component";
-    if (end == std::string::npos) return "";
-    start = end + 1;
-  }
-}
-
-// UserError for the first name in `names` that is invalid or is a group of another ("a" and "a/b").
-template <typename Map>
-void check_names(const Map& names, const std::string& path, const char* what) {
-  for (const auto& [name, value] : names) {
-    std::string problem = name_problem(name);
-    if (!problem.empty()) {
-      fail("cannot write checkpoint '", path, "': ", what, " name '", name, "' ", problem,
-           "; names are '/'-separated paths such as 'model/blocks.0.attn.qkv.weight'");
-    }
-    for (size_t pos = name.find('/'); pos != std::string::npos; pos = name.find('/', pos + 1)) {
-      if (names.count(name.substr(0, pos)) != 0) {
-        fail("cannot write checkpoint '", path, "': ", what, " names '", name.substr(0, pos), "' and '", name,
-             "' conflict (the first would be both a dataset and the group holding the second); rename one");
-      }
-    }
-  }
-}
-
-std::string utc_now_iso8601() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Writing.
-
-class Writer {
- public:
-  Writer(const std::string& path, const std::string& tmp) : path_(path), tmp_(tmp) {}
-
-  void write(const Checkpoint& ckpt) {
-    H5Id fapl = access_plist(/*strict_close=*/true);
-    H5Id file(H5Fcreate(tmp_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose);
-    if (!file.ok()) {
-      fail("cannot write checkpoint '", path_, "': cannot create '", tmp_, "'", hdf5_detail(),
-           "; check that the directory exists and is writable");
-    }
-    string_attr(file.get(), "/", "format", kCheckpointFormat);
-    int64_attr(file.get(), "/", "step", ckpt.step);
-    string_attr(file.get(), "/", "version", version());
-    string_attr(file.get(), "/", "commit", git_commit());
-    string_attr(file.get(), "/", "created", utc_now_iso8601());
-
-    H5Id lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
-    check(lcpl.ok() && H5Pset_create_intermediate_group(lcpl.get(), 1) >= 0, "link property list");
-    size_t written = 0;
-    for (const auto& [name, tensor] : ckpt.tensors) {
-      write_tensor(file.get(), lcpl.get(), name, tensor);
-      if (++written == ckpt.tensors.size() / 2) test_kill_point("write", ckpt.step);
-    }
-    for (const auto& [key, value] : ckpt.meta) write_meta(file.get(), lcpl.get(), key, value);
-
-    check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL) >= 0, "flushing");
-    check(file.close() >= 0, "closing");
-  }
-
- private:
-  void check(bool ok, const std::string& what) {
-    if (!ok) {
-      fail("cannot write checkpoint '", path_, "': ", what, " failed", hdf5_detail(),
-           "; check free disk space and quota");
-    }
-  }
-
-  void write_tensor(hid_t file, hid_t lcpl, const std::string& name, const torch::Tensor& tensor) {
-    if (!tensor.defined()) fail("cannot write checkpoint '", path_, "': tensor '", name, "' is undefined");
-    std::optional<Storage> storage = storage_of(tensor.scalar_type());
-    if (!storage) {
-      fail("cannot write checkpoint '", path_, "': tensor '", name, "' has dtype ", tensor.scalar_type(),
-           ", which checkpoints do not store (they store ", stored_dtype_names(), "); convert it first");
-    }
-    if (tensor.layout() != torch::kStrided) {
-      fail("cannot write checkpoint '", path_, "': tensor '", name, "' is not dense (layout ", tensor.layout(),
-           "); convert it with to_dense() first");
-    }
-    torch::Tensor t = tensor.detach().to(torch::kCPU).resolve_neg().contiguous();
-    std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
-    H5Id space(t.dim() == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(t.dim(), dims.data(), nullptr), H5Sclose);
-    check(space.ok(), "dataspace of tensor '" + name + "'");
-    H5Id ds(H5Dcreate2(file, name.c_str(), storage->file_type, space.get(), lcpl, H5P_DEFAULT, H5P_DEFAULT),
-            H5Dclose);
-    check(ds.ok(), "creating dataset '" + name + "'");
-    if (t.numel() > 0) {
-      check(H5Dwrite(ds.get(), storage->mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) >= 0,
-            "writing tensor '" + name + "'");
-    }
-    string_attr(ds.get(), name, "dtype", storage->name);
-    shape_attr(ds.get(), name, t.sizes().vec());
-    uint64_attr(ds.get(), name, "checksum", crc64(t.data_ptr(), t.nbytes()));
-  }
-
-  void write_meta(hid_t file, hid_t lcpl, const std::string& key, const std::string& value) {
-    const std::string name = "meta/" + key;
-    H5Id type = string_type(value.size());
-    H5Id space = scalar_space();
-    H5Id ds(H5Dcreate2(file, name.c_str(), type.get(), space.get(), lcpl, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
-    check(ds.ok(), "creating dataset '" + name + "'");
-    const char nul = '\0';
-    const void* bytes = value.empty() ? &nul : value.data();
-    check(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes) >= 0, "writing '" + name + "'");
-    uint64_attr(ds.get(), name, "length", value.size());
-    uint64_attr(ds.get(), name, "checksum", crc64(value.data(), value.size()));
-  }
-
-  // Fixed-length UTF-8 string of max(1, bytes) bytes, NULLPAD.
-  H5Id string_type(size_t bytes) {
-    H5Id type(H5Tcopy(H5T_C_S1), H5Tclose);
-    check(type.ok() && H5Tset_size(type.get(), std::max<size_t>(1, bytes)) >= 0 &&
-              H5Tset_strpad(type.get(), H5T_STR_NULLPAD) >= 0 && H5Tset_cset(type.get(), H5T_CSET_UTF8) >= 0,
-          "making a string type");
-    return type;
-  }
-
-  void string_attr(hid_t obj, const std::string& owner, const char* attr, const std::string& value) {
-    H5Id type = string_type(value.size());
-    std::string padded = value.empty() ? std::string(1, '\0') : value;
-    H5Id space = scalar_space();
-    H5Id a(H5Acreate2(obj, attr, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-    check(a.ok() && H5Awrite(a.get(), type.get(), padded.data()) >= 0,
-          cat("writing attribute '", attr, "' of '", owner, "'"));
-  }
-
-  void number_attr(hid_t obj, const std::string& owner, const char* attr, hid_t file_type, hid_t mem_type,
-                   const std::vector<hsize_t>& dims, const void* value) {
-    H5Id space(dims.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, dims.data(), nullptr), H5Sclose);
-    H5Id a(space.ok() ? H5Acreate2(obj, attr, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT) : -1, H5Aclose);
-    bool empty = !dims.empty() && dims[0] == 0;
-    check(a.ok() && (empty || H5Awrite(a.get(), mem_type, value) >= 0),
-          cat("writing attribute '", attr, "' of '", owner, "'"));
-  }
-  void int64_attr(hid_t obj, const std::string& owner, const char* attr, int64_t v) {
-    number_attr(obj, owner, attr, H5T_STD_I64LE, H5T_NATIVE_INT64, {}, &v);
-  }
-  void uint64_attr(hid_t obj, const std::string& owner, const char* attr, uint64_t v) {
-    number_attr(obj, owner, attr, H5T_STD_U64LE, H5T_NATIVE_UINT64, {}, &v);
-  }
-  void shape_attr(hid_t obj, const std::string& owner, const std::vector<int64_t>& shape) {
-    number_attr(obj, owner, "shape", H5T_STD_I64LE, H5T_NATIVE_INT64, {shape.size()}, shape.data());
-  }
-
-  std::string path_, tmp_;
-};
+}  // namespace detail
 
 // ---------------------------------------------------------------------------------------------
 // Reading.
+namespace {
 
 struct Header {
   int64_t step = 0;
@@ -649,19 +450,6 @@ class Reader {
 };
 
 }  // namespace
-
-void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
-  check_names(ckpt.tensors, path, "tensor");
-  check_names(ckpt.meta, path, "meta");
-  for (const auto& [name, tensor] : ckpt.tensors) {
-    if (name == "meta" || starts_with(name, "meta/")) {
-      fail("cannot write checkpoint '", path, "': tensor name '", name,
-           "' is under 'meta', which holds the meta strings; rename it");
-    }
-  }
-  QuietHdf5Errors quiet;
-  write_atomically(path, [&](const std::string& tmp) { Writer(path, tmp).write(ckpt); });
-}
 
 Checkpoint load_checkpoint(const std::string& path) {
   QuietHdf5Errors quiet;

@@ -35,11 +35,11 @@
 // "..", none a prefix-path of another ("a" and "a/b" cannot both exist), and none under "meta".
 //
 // Why this layout: every logical tensor is stored whole, contiguous and unchunked under its own
-// name, so the later collective (MPI-IO) writer only changes who writes which hyperslab, and a
-// checkpoint written on one mesh or world size loads on any other. CRC-64 is used (not FNV)
-// because CRCs of consecutive byte ranges combine (crc64_combine), so each rank can checksum the
-// slice it writes and one rank combines them without gathering the tensor; the same property
-// lets crc64 run in parallel over chunks here.
+// name, so many ranks can write one file, each its own hyperslabs (save_checkpoint_sharded,
+// trainer/checkpoint_sharded.h), and a checkpoint written on one mesh or world size loads on any
+// other. CRC-64 is used (not FNV) because CRCs of consecutive byte ranges combine (crc64_combine),
+// so each rank checksums the byte runs it writes and the runs' CRCs make the tensor's without
+// gathering it; the same property lets crc64 run in parallel over chunks here.
 //
 // Thread-safety: HDF5 (Debian's parallel build) is not thread-safe, so at most one thread of the
 // process may be in these functions (or any other HDF5 call) at a time.
@@ -71,7 +71,7 @@ struct Checkpoint {
   std::string source;
 };
 
-// Writes `ckpt` to `path` atomically: the file is written under a temporary name in the same
+// Writes `ckpt` to `path` atomically (one process; see checkpoint_sharded.h for many): the file is written under a temporary name in the same
 // directory ("<path>.tmp.<pid>"), flushed, closed, fsynced and renamed over `path`, so nothing
 // partial is ever under `path`. Creates the parent directories. Throws UserError naming the path
 // (and the tensor or key) for: an unwritable directory or full disk, an invalid or conflicting

@@ -34,6 +34,22 @@ torch::Tensor tensor_parallel_gather(const TensorParallelCut& cut, const torch::
   return cut.column ? parallel::gather_column_shards(local, cut.groups, tp) : parallel::gather_row_shards(local, tp);
 }
 
+std::vector<std::vector<IndexSegment>> tensor_parallel_index_map(const TensorParallelCut& cut, c10::IntArrayRef local,
+                                                                 int rank, int size, std::vector<int64_t>& whole) {
+  whole = local.vec();
+  std::vector<std::vector<IndexSegment>> map;
+  for (int64_t n : local) map.push_back({{0, 0, n}});
+  const int64_t d = cut.column ? 0 : 1;
+  REEL_CHECK(static_cast<int64_t>(local.size()) > d, "a ", cut.column ? "column" : "row",
+             "-parallel cut of a tensor of ", local.size(), " dimensions");
+  const int64_t blocks = cut.column ? cut.groups : 1, part = local[d] / blocks;
+  REEL_CHECK(part * blocks == local[d], local[d], " local rows do not split into ", blocks, " blocks");
+  whole[d] = local[d] * size;
+  map[d].clear();
+  for (int64_t b = 0; b < blocks; ++b) map[d].push_back({b * part, b * part * size + rank * part, part});
+  return map;
+}
+
 TensorParallelPlan apply_tensor_parallel(model::T2VModelImpl& model, parallel::Communicator& tp, bool sequence_parallel) {
   if (tp.size() == 1) return {};
   const auto& o = model.options().transformer;

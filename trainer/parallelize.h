@@ -10,6 +10,7 @@
 #include <string>
 
 #include "model/t2v.h"
+#include "trainer/checkpoint_sharded.h"
 #include "parallel/communicator.h"
 
 namespace reel::trainer {
@@ -34,6 +35,11 @@ torch::Tensor tensor_parallel_slice(const TensorParallelCut& cut, const torch::T
 // The whole tensor from every rank's part (collective over tp).
 torch::Tensor tensor_parallel_gather(const TensorParallelCut& cut, const torch::Tensor& local,
                                      parallel::Communicator& tp);
+
+// Where this rank's part (of local shape `local`) lies in the whole tensor, per dimension, for a
+// checkpoint share (trainer/checkpoint_sharded.h); sets `whole` to the whole tensor's shape.
+std::vector<std::vector<IndexSegment>> tensor_parallel_index_map(const TensorParallelCut& cut, c10::IntArrayRef local,
+                                                                 int rank, int size, std::vector<int64_t>& whole);
 
 // Cuts the planned weights to this rank's part (the parameter tensors keep their identity, so an
 // optimizer built on them still holds them) and sets the layers' regions: copy_to_group on their

@@ -26,6 +26,7 @@
 #include "model/counts.h"
 #include "model/registry.h"
 #include "parallel/activation_checkpoint.h"
+#include "parallel/mpi_communicator.h"
 #include "trainer/checkpoint.h"
 #include "trainer/preemption.h"
 #include "trainer/schedule.h"
@@ -146,6 +147,9 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
   if (mesh != nullptr && mesh->world().size() > 1) {
     mesh_ = mesh;
     writer_ = mesh->world().rank() == 0;
+    const auto* world = dynamic_cast<const parallel::MpiCommunicator*>(&mesh->world());
+    REEL_CHECK(world != nullptr, "checkpoints are written over MPI-IO: the mesh's world must be an MPI communicator");
+    MPI_Comm_dup(world->comm(), &save_comm_);
     data_group_ = &mesh->group(parallel::MeshGroup::kDp);
     if (mesh->dims().dp_shard == 1 && mesh->dims().cp == 1 && mesh->dims().dp_replicate > 1) {
       dp_ = std::make_unique<parallel::DataParallel>(mesh->group(parallel::MeshGroup::kReplicate));
@@ -616,9 +620,8 @@ RunEnd Trainer::run() {
     test_kill_point("step", step_);
     if (step_ == test_preempt_step_) request_preemption(SIGUSR1);
     const int signal = agreed_preemption_signal();
-    if ((writer_ || fsdp_ || tp_) &&
-        ((tr.ckpt_every > 0 && step_ % tr.ckpt_every == 0) || step_ == tr.steps || signal != 0)) {
-      // with FSDP or TP every rank takes part, rank 0 writes; the last one and a preemption's in full
+    if ((tr.ckpt_every > 0 && step_ % tr.ckpt_every == 0) || step_ == tr.steps || signal != 0) {
+      // every rank writes its part into the one file; the last one and a preemption's in full
       const bool async = tr.async_save && signal == 0 && step_ < tr.steps;
       std::string path = save_checkpoint(async);
       if (writer_) log_info("checkpoint ", path, async ? " (writing in the background)" : "");

@@ -25,6 +25,7 @@
 #include "trainer/ema.h"
 #include "trainer/flow_matching.h"
 #include "trainer/metrics.h"
+#include "trainer/checkpoint_sharded.h"
 #include "trainer/parallelize.h"
 #include "trainer/recipe.h"
 
@@ -109,20 +110,20 @@ class Trainer {
   data::LoaderPosition resume_latest();
   // recipe.init_from: a new stage's weights from another run (trainer/init_from.h).
   void initialize_from(const std::string& source);
-  void shard_model();
+  void shard_model();  // FSDP: the model, optimizer state and EMA sharded
   // parallel.tp > 1: the planned weights, their Adam moments and EMA cut to this rank's slices.
   void shard_tensor_parallel();
   // The gradients clipped by their global norm (over every shard and tp slice); returns the norm.
   double clip_gradients(double max_norm);
-  // parallel.tp > 1: the checkpoint's cut tensors made whole (collective over tp).
-  void gather_tensor_parallel(Checkpoint& ckpt);
   void install_block_runner();
   void sync_copies();  // the batch threads' model copies <- model_'s trainable parameters
   // One micro-batch's forward and backward, its rows split over the batch threads; returns the
   // micro-batch's mean loss.
   double forward_backward(const torch::Tensor& xt, const torch::Tensor& t, const std::vector<std::string>& texts,
-                          const FlowPoint& p, const torch::Tensor& x1);                         // FSDP: the model, optimizer state and EMA sharded
-  void add_sharded_state(Checkpoint& ckpt);   // FSDP: whole tensors gathered (collective)
+                          const FlowPoint& p, const torch::Tensor& x1);
+  // With a mesh: this rank's part of every checkpoint tensor (its FSDP spans, its tp slices), host
+  // copies; of the ranks holding the same elements, one writes them. No communication.
+  ShardedCheckpoint sharded_state() const;
   double step_flops(const data::Batch& batch) const;
 
   Recipe recipe_;
@@ -155,6 +156,9 @@ class Trainer {
   bool writer_ = true;                 // writes recipe.yaml, metrics.jsonl and checkpoints
   std::thread save_thread_;            // a background checkpoint write (trainer.async_save)
   std::exception_ptr save_error_;      // its failure, rethrown by wait_for_save
+  // With a mesh: a duplicate of the world's MPI communicator for checkpoint writes, which may run
+  // in the background while the training thread's collectives go on.
+  MPI_Comm save_comm_ = MPI_COMM_NULL;
   // The largest preemption signal any rank has received (0: none); collective with a mesh.
   int agreed_preemption_signal();
   // Test hook: REEL_TEST_PREEMPT_AT_STEP=N makes world rank 0 act as if signalled after step N.

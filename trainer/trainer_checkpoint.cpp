@@ -15,49 +15,88 @@
 
 namespace reel::trainer {
 
-void Trainer::gather_tensor_parallel(Checkpoint& ckpt) {
-  for (const auto& [name, cut] : tp_plan_) {  // the same names in the same order on every tp rank
-    const std::string optim = kOptimPrefix + name + "/";
-    for (const std::string& key : {"model/" + name, "ema/" + name, optim + "exp_avg", optim + "exp_avg_sq",
-                                   optim + "max_exp_avg_sq"}) {
-      auto it = ckpt.tensors.find(key);
-      if (it != ckpt.tensors.end()) it->second = tensor_parallel_gather(cut, it->second, *tp_);
+ShardedCheckpoint Trainer::sharded_state() const {
+  const parallel::MeshCoords& at = mesh_->coords();
+  const bool world_rank0 = mesh_->world().rank() == 0;
+  ShardedCheckpoint ckpt;
+  // A parameter-shaped tensor (weight, Adam moment or EMA): this rank's (tp) part is `local`
+  // elements, of which it holds [begin, end) in `data`. FSDP (`sharded`) spreads those parts over
+  // dp_shard x cp; whatever else holds the same elements (replicas; tp ranks, for a whole tensor;
+  // without FSDP, dp_shard and cp ranks) is left to the first of them.
+  auto share = [&](const std::string& name, c10::IntArrayRef local, int64_t begin, int64_t end,
+                   const torch::Tensor& data, bool sharded) {
+    TensorShare s;
+    s.dtype = data.scalar_type();
+    s.local_shape = local.vec();
+    s.shape = s.local_shape;
+    auto cut = tp_plan_.find(name);
+    const bool is_cut = cut != tp_plan_.end();
+    if (is_cut) s.index_map = tensor_parallel_index_map(cut->second, local, tp_->rank(), tp_->size(), s.shape);
+    if (at.replicate == 0 && (is_cut || at.tp == 0) && (sharded || (at.shard == 0 && at.cp == 0))) {
+      s.begin = begin;
+      s.end = end;
+      s.data = data.detach().reshape({-1}).narrow(0, begin, end - begin).to(torch::kCPU).clone();
     }
-  }
-}
+    return s;
+  };
+  auto whole = [&](const std::string& name, const torch::Tensor& t) {
+    return share(name, t.sizes(), 0, t.numel(), t, /*sharded=*/false);
+  };
+  auto step_entry = [&](const std::string& name, int64_t step) {
+    ckpt.tensors[kOptimPrefix + name + "/step"] = whole_share(torch::scalar_tensor(step, torch::kLong), world_rank0);
+  };
 
-void Trainer::add_sharded_state(Checkpoint& ckpt) {
   std::set<std::string> sharded;
-  for (auto& [name, t] : fsdp_->full_tensors([&](int64_t u) { return params_[u]; })) {
-    ckpt.tensors["model/" + name] = t;
-    sharded.insert(name);
+  if (fsdp_) {
+    auto named = model_->named_parameters();
+    const bool stepped = adamw_param_state(*optimizer_, params_.front()) != nullptr;
+    for (int64_t u = 0; u < fsdp_->num_units(); ++u) {
+      const auto* st = adamw_param_state(*optimizer_, params_[u]);
+      REEL_CHECK(st != nullptr || !stepped, "FSDP: shard ", u, " has no AdamW state while shard 0 has");
+      for (const parallel::Fsdp::ShardSpan& sp : fsdp_->shard_spans(u)) {
+        sharded.insert(sp.name);
+        const c10::IntArrayRef local = named[sp.name].sizes();
+        // The shard's elements for this parameter, laid out as the parameter's [begin, end).
+        auto part = [&](const torch::Tensor& shard, const std::string& key) {
+          torch::Tensor flat = torch::empty({named[sp.name].numel()}, shard.options());
+          flat.narrow(0, sp.begin, sp.end - sp.begin).copy_(shard.detach().narrow(0, sp.offset, sp.end - sp.begin));
+          ckpt.tensors[key] = share(sp.name, local, sp.begin, sp.end, flat, /*sharded=*/true);
+        };
+        part(params_[u], "model/" + sp.name);
+        if (st != nullptr) {
+          const std::string base = kOptimPrefix + sp.name + "/";
+          part(st->exp_avg(), base + "exp_avg");
+          part(st->exp_avg_sq(), base + "exp_avg_sq");
+          step_entry(sp.name, st->step());
+        }
+        if (ema_) part(ema_->shadow()[u], "ema/" + sp.name);
+      }
+    }
+  } else {
+    auto named = model_->named_parameters();
+    for (const auto& p : named) {
+      const auto* st = adamw_param_state(*optimizer_, p.value());
+      if (st == nullptr) continue;
+      const std::string base = kOptimPrefix + p.key() + "/";
+      ckpt.tensors[base + "exp_avg"] = whole(p.key(), st->exp_avg());
+      ckpt.tensors[base + "exp_avg_sq"] = whole(p.key(), st->exp_avg_sq());
+      if (st->max_exp_avg_sq().defined()) ckpt.tensors[base + "max_exp_avg_sq"] = whole(p.key(), st->max_exp_avg_sq());
+      step_entry(p.key(), st->step());
+    }
+    if (ema_) {
+      for (size_t i = 0; i < ema_->names().size(); ++i) {
+        ckpt.tensors["ema/" + ema_->names()[i]] = whole(ema_->names()[i], ema_->shadow()[i]);
+      }
+    }
   }
-  // Frozen parameters and buffers are whole on every rank.
+  // Frozen parameters (and, without FSDP, all) and buffers: every rank holds its (tp) part whole.
   for (const auto& p : model_->named_parameters()) {
-    if (!sharded.count(p.key())) ckpt.tensors["model/" + p.key()] = p.value().detach().to(torch::kCPU).clone();
+    if (sharded.count(p.key())) continue;
+    ckpt.tensors["model/" + p.key()] = whole(p.key(), p.value());
+    if (ema_ && fsdp_) ckpt.tensors["ema/" + p.key()] = whole(p.key(), p.value().to(torch::kFloat32));  // their average is their value
   }
-  for (const auto& b : model_->named_buffers()) ckpt.tensors["model/" + b.key()] = b.value().to(torch::kCPU).clone();
-  if (const auto* first = adamw_param_state(*optimizer_, params_.front())) {
-    auto moment = [&](bool second) {
-      return fsdp_->full_tensors([&](int64_t u) {
-        const auto* st = adamw_param_state(*optimizer_, params_[u]);
-        REEL_CHECK(st != nullptr, "FSDP: shard ", u, " has no AdamW state while shard 0 has");
-        return second ? st->exp_avg_sq() : st->exp_avg();
-      });
-    };
-    const auto exp_avg = moment(false), exp_avg_sq = moment(true);  // the same names, in the same order
-    for (size_t i = 0; i < exp_avg.size(); ++i) {
-      add_adamw_entries(exp_avg[i].first, first->step(), exp_avg[i].second, exp_avg_sq[i].second, ckpt);
-    }
-  }
-  if (ema_) {
-    for (auto& [name, t] : fsdp_->full_tensors([&](int64_t u) { return ema_->shadow()[u]; })) {
-      ckpt.tensors["ema/" + name] = t;
-    }
-    for (const auto& p : model_->named_parameters()) {  // frozen: their average is their value
-      if (!sharded.count(p.key())) ckpt.tensors["ema/" + p.key()] = p.value().detach().to(torch::kCPU, torch::kFloat32).clone();
-    }
-  }
+  for (const auto& b : model_->named_buffers()) ckpt.tensors["model/" + b.key()] = whole(b.key(), b.value());
+  return ckpt;
 }
 
 Trainer::~Trainer() {
@@ -66,6 +105,9 @@ Trainer::~Trainer() {
   } catch (const std::exception& e) {
     log_warn("the last checkpoint write failed: ", e.what());
   }
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (save_comm_ != MPI_COMM_NULL && !finalized) MPI_Comm_free(&save_comm_);
 }
 
 void Trainer::wait_for_save() {
@@ -75,23 +117,37 @@ void Trainer::wait_for_save() {
 
 std::string Trainer::save_checkpoint(bool async) {
   wait_for_save();
-  Checkpoint ckpt;
-  ckpt.step = step_;
-  if (fsdp_) {
-    add_sharded_state(ckpt);  // collective
+  ShardedCheckpoint ckpt;
+  if (mesh_) {
+    // Every rank must be here: the write's own collectives (MPI-IO) are not watched, this one is.
+    mesh_->world().barrier();
+    ckpt = sharded_state();  // each rank writes its part
   } else {
-    add_module_state(*model_, "model/", ckpt);
-    add_adamw_state(*optimizer_, *model_, ckpt);
+    Checkpoint whole;
+    add_module_state(*model_, "model/", whole);
+    add_adamw_state(*optimizer_, *model_, whole);
     if (ema_) {
       for (size_t i = 0; i < ema_->names().size(); ++i) {
-        ckpt.tensors["ema/" + ema_->names()[i]] = ema_->shadow()[i].clone();
+        whole.tensors["ema/" + ema_->names()[i]] = ema_->shadow()[i].clone();
       }
     }
+    for (auto& [name, t] : whole.tensors) ckpt.tensors[name] = whole_share(t, /*writes=*/true);
   }
-  if (tp_) gather_tensor_parallel(ckpt);  // collective
-  if (!writer_) return {};
+  ckpt.step = step_;
+  const torch::Tensor rng = at::detail::getDefaultCPUGenerator().get_state();
+  ckpt.tensors["rng/torch_cpu"] = whole_share(rng, writer_);  // world rank 0's
+  if (mesh_) {  // every rank's, row r written by world rank r
+    const int64_t world = mesh_->world().size(), rank = mesh_->world().rank();
+    TensorShare rows;
+    rows.shape = {world, rng.numel()};
+    rows.dtype = rng.scalar_type();
+    rows.local_shape = {1, rng.numel()};
+    rows.index_map = {{{0, rank, 1}}, {{0, 0, rng.numel()}}};
+    rows.end = rng.numel();
+    rows.data = rng.reshape({-1}).clone();
+    ckpt.tensors["rng/ranks/torch_cpu"] = rows;
+  }
   if (ema_) ckpt.meta["ema_decay"] = std::to_string(ema_->decay());
-  ckpt.tensors["rng/torch_cpu"] = at::detail::getDefaultCPUGenerator().get_state();
   data::LoaderPosition pos = loader_->position();
   // Global batches of data.batch_size samples, the same whatever the mesh: any mesh resumes here.
   ckpt.meta["data_position"] =
@@ -108,11 +164,14 @@ std::string Trainer::save_checkpoint(bool async) {
   ckpt.meta["recipe"] = to_yaml(recipe_);
   std::string path = checkpoint_path(recipe_.run.dir, step_);
   // Every tensor of ckpt is a host copy (never a view of a parameter, moment or EMA shadow), so
-  // the write may run while the next steps change them.
-  auto write = [path, ckpt = std::move(ckpt), run = recipe_.run, tr = recipe_.trainer]() {
+  // the write may run while the next steps change them. With a mesh every rank writes (in the
+  // background too: save_comm_ is the writes' own communicator); world rank 0 then moves `latest`.
+  auto write = [path, ckpt = std::move(ckpt), run = recipe_.run, tr = recipe_.trainer, comm = save_comm_,
+                writer = writer_]() {
     // HDF5 is not thread-safe and the loader's threads read shards concurrently.
     std::lock_guard<std::recursive_mutex> lock(data::hdf5_mutex());
-    reel::trainer::save_checkpoint(path, ckpt);
+    save_checkpoint_sharded(path, ckpt, comm);
+    if (!writer) return;
     mark_latest(run.dir, std::filesystem::path(path).filename().string());
     prune_checkpoints(run.dir, static_cast<int>(tr.keep_last), tr.keep_every);
   };
@@ -144,9 +203,14 @@ data::LoaderPosition Trainer::load_checkpoint(const std::string& path) {
       ema_->shadow()[i].copy_(it->second);
     }
   }
+  // This rank's generator when the checkpoint has every rank's and as many ranks; else rank 0's.
   auto rng = ckpt.tensors.find("rng/torch_cpu");
-  if (rng != ckpt.tensors.end()) {
-    at::Generator global = at::detail::getDefaultCPUGenerator();  // a handle to the global generator
+  auto rows = ckpt.tensors.find("rng/ranks/torch_cpu");
+  const int64_t world = mesh_ ? mesh_->world().size() : 1, rank = mesh_ ? mesh_->world().rank() : 0;
+  at::Generator global = at::detail::getDefaultCPUGenerator();  // a handle to the global generator
+  if (rows != ckpt.tensors.end() && rows->second.dim() == 2 && rows->second.size(0) == world) {
+    global.set_state(rows->second[rank].clone());
+  } else if (rng != ckpt.tensors.end()) {
     global.set_state(rng->second);
   }
   auto pos = ckpt.meta.find("data_position");

@@ -2,7 +2,8 @@
 # a global batch of 4: alone, as FSDP over 2 and over 4 ranks, as HSDP (2 replicas x 2 shards) over 4 ranks,
 # as FSDP without resharding after forward, and with activation checkpointing alone and inside
 # FSDP 2; every run logs the same losses and ends with the
-# same weights, EMA and Adam moments (same_training). Checkpoints do not depend on the mesh: an
+# same weights, EMA and Adam moments (same_training). Every rank writes its own shards of a
+# checkpoint, in the foreground or the background, into the same bytes. Checkpoints do not depend on the mesh: an
 # FSDP run resumed from step 2 under FSDP, and the same checkpoint resumed by one process, both
 # end where the uninterrupted run ends.
 source "$(dirname "$0")/lib/common.bash"
@@ -15,6 +16,16 @@ MPI=(mpirun --allow-run-as-root --oversubscribe)
 "${MPI[@]}" -np 2 "$REEL" train $R "${ARGS[@]}" run.dir="$WORK/fsdp2" parallel.dp_shard=2 > "$WORK/fsdp2.log" 2>&1 ||
   die "FSDP 2: $(cat "$WORK/fsdp2.log")"
 same_training "$WORK/one" "$WORK/fsdp2" 3
+# Each rank writes its shards into the one file (parallel HDF5), also from a background thread
+# while training goes on (trainer.async_save): the same bytes as the synchronous write.
+"${MPI[@]}" -np 2 "$REEL" train $R "${ARGS[@]}" run.dir="$WORK/fsdp2_async" parallel.dp_shard=2 trainer.async_save=true \
+  > "$WORK/fsdp2_async.log" 2>&1 || die "FSDP 2 async: $(cat "$WORK/fsdp2_async.log")"
+grep -q "step_00000002.h5 (writing in the background)" "$WORK/fsdp2_async.log" || die "no background write under FSDP"
+for group in /model /optim /ema; do
+  h5diff "$WORK/fsdp2/checkpoints/step_00000002.h5" "$WORK/fsdp2_async/checkpoints/step_00000002.h5" $group $group ||
+    die "$group of the background-written FSDP checkpoint differs"
+done
+"$REEL" ckpt verify "$WORK"/fsdp2_async/checkpoints/step_*.h5 > /dev/null || die "an FSDP background checkpoint does not verify"
 "${MPI[@]}" -np 4 "$REEL" train $R "${ARGS[@]}" run.dir="$WORK/fsdp4" parallel.dp_shard=4 > "$WORK/fsdp4.log" 2>&1 ||
   die "FSDP 4: $(cat "$WORK/fsdp4.log")"
 same_training "$WORK/one" "$WORK/fsdp4" 3

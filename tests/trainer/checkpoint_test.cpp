@@ -1,5 +1,6 @@
 // Checkpoints: bit-exact round trips, refusal of damaged or foreign files, module/AdamW state, run dirs.
 #include "trainer/checkpoint.h"
+#include "trainer/checkpoint_sharded.h"
 #include "trainer/init_from.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -23,6 +25,7 @@ namespace fs = std::filesystem;
 using namespace reel::trainer;
 using reel::testing::contains;
 using reel::testing::user_error_message;
+using reel::testing::expect_user_error;
 
 namespace {
 
@@ -149,6 +152,49 @@ TEST(Crc64, MatchesCheckValueReferenceAndCombines) {
   const size_t cut = 1234567;
   EXPECT_EQ(crc64(p + cut, n - cut, crc64(p, cut)), whole);  // chaining
   EXPECT_EQ(crc64_combine(crc64(p, cut), crc64(p + cut, n - cut), n - cut), whole);
+}
+
+// Where a share's elements lie in the whole tensor (the runs each rank checksums and writes).
+TEST(ShareRuns, FollowSlicesAndSpansInTheWholeTensor) {
+  auto runs = [](const TensorShare& s) {
+    std::vector<std::array<int64_t, 3>> out;
+    for (const ShareRun& r : share_runs("t", s)) out.push_back({r.whole, r.local, r.length});
+    return out;
+  };
+  using Runs = std::vector<std::array<int64_t, 3>>;
+  // A whole 4x6 tensor, elements [5, 17): one run.
+  TensorShare whole = whole_share(torch::zeros({4, 6}), true);
+  whole.begin = 5;
+  whole.end = 17;
+  EXPECT_EQ(runs(whole), (Runs{{5, 0, 12}}));
+  // Rank 1 of 2 of a row cut (columns 3..5 of 4x6): a run per row.
+  TensorShare row;
+  row.shape = {4, 6};
+  row.local_shape = {4, 3};
+  row.index_map = {{{0, 0, 4}}, {{0, 3, 3}}};
+  row.end = 12;
+  EXPECT_EQ(runs(row), (Runs{{3, 0, 3}, {9, 3, 3}, {15, 6, 3}, {21, 9, 3}}));
+  // ... of which only its elements [4, 8) (an FSDP span): parts of rows 1 and 2.
+  row.begin = 4;
+  row.end = 8;
+  EXPECT_EQ(runs(row), (Runs{{10, 0, 2}, {15, 2, 2}}));
+  // Rank 1 of 2 of a fused column cut, 3 blocks of 4 rows, 2 columns: one run per block.
+  TensorShare col;
+  col.shape = {12, 2};
+  col.local_shape = {6, 2};
+  col.index_map = {{{0, 2, 2}, {2, 6, 2}, {4, 10, 2}}, {{0, 0, 2}}};
+  col.end = 12;
+  EXPECT_EQ(runs(col), (Runs{{4, 0, 4}, {12, 4, 4}, {20, 8, 4}}));
+  // A 0-dim tensor, and a share with nothing to write.
+  EXPECT_EQ(runs(whole_share(torch::scalar_tensor(3), true)), (Runs{{0, 0, 1}}));
+  EXPECT_TRUE(runs(whole_share(torch::zeros({4, 6}), false)).empty());
+  // Inconsistent shares name the tensor.
+  col.end = 13;
+  expect_user_error([&] { share_runs("model/x", col); }, "'model/x' (12,2): this rank's share is inconsistent: "
+                    "elements [0, 13) of a local tensor of 12");
+  col.end = 12;
+  col.index_map[0][1].whole = 1;  // out of order
+  expect_user_error([&] { share_runs("model/x", col); }, "dimension 0: segment {local 2, whole 1, length 2} is out of order");
 }
 
 TEST(Checkpoint, RoundTripsEveryDtypeBitExactly) {

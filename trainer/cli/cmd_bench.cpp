@@ -117,7 +117,7 @@ int bench_step(int argc, char** argv, int first) {
     profile.reset();  // writes the trace
     std::printf("operator trace: %s\n", profile_path.c_str());
   }
-  // A step followed by a checkpoint (collective under FSDP/TP), written in full or in the
+  // A step followed by a checkpoint (collective under a mesh), written in full or in the
   // background; the background write of one step overlaps the next step.
   double save_ms[2] = {0, 0};
   for (int async = 0; async < 2 && saves > 0; ++async) {
