@@ -63,7 +63,7 @@ Text one_of(std::vector<std::string> choices) { return {false, std::move(choices
 
 // A fixed-length list of integers.
 struct IntList {
-  size_t size;
+  size_t size;  // 0: any length >= 1
   Limit each;
 };
 
@@ -90,6 +90,7 @@ void visit_fields(V& v, S& s) {
     v.section("parallel", s.parallel);
     v.section("sample", s.sample);
     v.section("eval", s.eval);
+    v.section("tae_loss", s.tae_loss);
   } else if constexpr (std::is_same_v<T, RunSection>) {
     v.value("dir", s.dir, non_empty());
     v.value("name", s.name, any_text());
@@ -116,6 +117,22 @@ void visit_fields(V& v, S& s) {
     v.value("time_freq_dim", s.time_freq_dim, at_least(2));
     v.value("pooled_text", s.pooled_text, nullptr);
     v.list("text_encoders", s.text_encoders, 1);
+    v.section("tae", s.tae);
+  } else if constexpr (std::is_same_v<T, TaeSection>) {
+    v.value("latent_channels", s.latent_channels, at_least(1));
+    v.value("channels", s.channels, IntList{0, at_least(1)});
+    v.value("blocks", s.blocks, at_least(1));
+    v.value("compression", s.compression, IntList{3, at_least(1)});
+    v.value("attention", s.attention, nullptr);
+    v.value("norm_groups", s.norm_groups, at_least(1));
+  } else if constexpr (std::is_same_v<T, TaeLossSection>) {
+    v.value("l1", s.l1, at_least(0.0));
+    v.value("gradient", s.gradient, at_least(0.0));
+    v.value("kl", s.kl, at_least(0.0));
+    v.value("outlier", s.outlier, at_least(0.0));
+    v.value("outlier_r", s.outlier_r, above(0));
+    v.value("adversarial", s.adversarial, at_least(0.0));
+    v.value("adversarial_start", s.adversarial_start, at_least(0));
   } else if constexpr (std::is_same_v<T, DataSection>) {
     v.value("dir", s.dir, non_empty());
     v.value("batch_size", s.batch_size, at_least(1));
@@ -324,9 +341,9 @@ class Reader {
   void value(const char* key, std::vector<int64_t>& field, const IntList& spec) {
     auto e = find(key);
     if (!e) return;
-    std::string expected = cat("a list of ", spec.size, " integers");
+    std::string expected = spec.size ? cat("a list of ", spec.size, " integers") : "a list of one or more integers";
     if (!e->value.IsSequence()) type_error(e->path, e->where, e->value, expected);
-    if (e->value.size() != spec.size)
+    if (spec.size ? e->value.size() != spec.size : e->value.size() == 0)
       fail(e->where, ": key '", e->path, "' must be ", expected, ", got ", show(e->value), " with ", e->value.size(),
            " entries");
     std::vector<int64_t> out;

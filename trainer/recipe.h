@@ -36,7 +36,19 @@ struct TextEncoderSection {
   bool trainable = true;      // false = frozen (no gradients, no optimizer state)
 };
 
-// The denoiser. Shapes are checked here; the name is checked by the model registry.
+// The temporal autoencoder's architecture (model.name: tae; model/tae.h).
+struct TaeSection {
+  int64_t latent_channels = 16;                   // >= 1
+  std::vector<int64_t> channels = {32, 64, 64};   // width per resolution level, >= 1 entries, each
+                                                  // a multiple of norm_groups
+  int64_t blocks = 1;                             // residual blocks per level, >= 1
+  std::vector<int64_t> compression = {4, 4, 4};   // t, h, w: powers of 2, at most 2^(levels - 1)
+  bool attention = true;                          // spatial + temporal attention at the lowest level
+  int64_t norm_groups = 16;                       // GroupNorm groups, >= 1
+};
+
+// The denoiser (model.name: t2v) or the temporal autoencoder (model.name: tae). Shapes are
+// checked here; the name is checked by the model registry.
 struct ModelSection {
   std::string name = "t2v";              // model registry name; must not be empty
   int64_t in_channels = 3;               // channels of the (pixel or latent) input, >= 1
@@ -53,6 +65,18 @@ struct ModelSection {
   int64_t time_freq_dim = 256;           // sinusoidal timestep embedding width, even, >= 2
   bool pooled_text = false;              // also feed the mean text token to adaLN (not in Movie Gen)
   std::vector<TextEncoderSection> text_encoders = {TextEncoderSection{}};  // >= 1 entry, names unique
+  TaeSection tae;                        // used when name is "tae"
+};
+
+// The temporal autoencoder's loss weights (trainer/tae_loss.h); used when model.name is "tae".
+struct TaeLossSection {
+  double l1 = 1.0;                // pixel L1, >= 0
+  double gradient = 1.0;          // L1 of the h, w and t finite differences (structure), >= 0
+  double kl = 1e-6;               // KL to N(0, I), >= 0
+  double outlier = 0.0;           // outlier penalty (Movie Gen adds it in a last stage), >= 0
+  double outlier_r = 3.0;         // ... on values more than r standard deviations out, > 0
+  double adversarial = 0.0;       // the 3D patch discriminator's generator loss, >= 0; 0 = none
+  int64_t adversarial_start = 0;  // first step the discriminator trains and its loss counts, >= 0
 };
 
 // The dataset and its loader.
@@ -158,6 +182,7 @@ struct Recipe {
   ParallelSection parallel;
   SampleSection sample;
   EvalSection eval;
+  TaeLossSection tae_loss;
 };
 
 // Parses the recipe file at `path`, applies `overrides`, checks everything and returns the

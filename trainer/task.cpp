@@ -79,4 +79,10 @@ uint64_t mix_seed(uint64_t a, uint64_t b) {
   return z ^ (z >> 31);
 }
 
+torch::optim::AdamWOptions adamw_options(const TrainerSection& tr) {
+  torch::optim::AdamWOptions adam(tr.lr);
+  adam.betas({tr.beta1, tr.beta2}).eps(tr.eps).weight_decay(tr.weight_decay);
+  return adam;
+}
+
 }  // namespace reel::trainer

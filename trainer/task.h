@@ -2,6 +2,8 @@
 // the conditioning text the model reads (the frame-rate token in front of the caption).
 #pragma once
 
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <string>
 
@@ -32,6 +34,9 @@ int64_t video_tokens(const Recipe& recipe, int64_t frames, int64_t height, int64
 // for [1,8,8] after 200 steps, docs/PERFORMANCE.md). Empty when the patch fits or when the model
 // predicts the clean data (flow.prediction: data), which it can carry.
 std::string patch_width_warning(const Recipe& recipe);
+
+// AdamW with the trainer section's lr, betas, eps and weight decay.
+torch::optim::AdamWOptions adamw_options(const TrainerSection& tr);
 
 // splitmix64 of (a, b): a stream of independent seeds from one recipe seed.
 uint64_t mix_seed(uint64_t a, uint64_t b);

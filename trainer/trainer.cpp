@@ -65,12 +65,6 @@ std::vector<std::string> conditioning_texts(const data::Batch& batch) {
 
 constexpr int kValidationTimes = 8;
 
-torch::optim::AdamWOptions adamw_options(const TrainerSection& tr) {
-  torch::optim::AdamWOptions adam(tr.lr);
-  adam.betas({tr.beta1, tr.beta2}).eps(tr.eps).weight_decay(tr.weight_decay);
-  return adam;
-}
-
 }  // namespace
 
 void check_token_split(const Recipe& recipe, const parallel::ParallelDims& dims, const std::vector<data::Bucket>& buckets) {

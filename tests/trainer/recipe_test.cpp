@@ -107,6 +107,12 @@ const std::vector<std::string> kEveryKeyChanged = {
     "model.text_encoders.0.max_len=48",
     "model.text_encoders.0.ngram=3",
     "model.text_encoders.0.trainable=false",
+    "model.tae.latent_channels=8",
+    "model.tae.channels=[16,32]",
+    "model.tae.blocks=2",
+    "model.tae.compression=[1,2,2]",
+    "model.tae.attention=false",
+    "model.tae.norm_groups=8",
     "data.dir=runs/data/synth",  // must exist; the exception for data.dir too
     "data.batch_size=8",
     "data.workers=0",
@@ -160,6 +166,13 @@ const std::vector<std::string> kEveryKeyChanged = {
     "eval.seed=99",
     "eval.steps=10",
     "eval.cfg=1.5",
+    "tae_loss.l1=2",
+    "tae_loss.gradient=0.5",
+    "tae_loss.kl=1e-4",
+    "tae_loss.outlier=10",
+    "tae_loss.outlier_r=2",
+    "tae_loss.adversarial=0.1",
+    "tae_loss.adversarial_start=100",
 };
 
 // ---- The tiny recipes ------------------------------------------------------------------------
@@ -337,7 +350,7 @@ TEST_F(RecipeTest, UnknownKeyNamesLineKeySuggestionAndValidKeys) {
 TEST_F(RecipeTest, UnknownSectionNamesLineAndTopLevelKeys) {
   std::string message = error_of("seed: 1\ntraner:\n  steps: 1\n");
   expect_contains(message, {"bad.yaml:2:1: unknown key 'traner'; did you mean 'trainer'?",
-                            "valid top-level keys: seed, init_from, run, model, data, trainer, flow, parallel, sample, eval"});
+                            "valid top-level keys: seed, init_from, run, model, data, trainer, flow, parallel, sample, eval, tae_loss"});
   message = error_of("optimizer:\n  lr: 1\n");
   expect_contains(message, {"bad.yaml:1:1: unknown key 'optimizer'; valid top-level keys: seed, init_from, run"});
 }

@@ -5,6 +5,7 @@
 #include "trainer/cli/launch.h"
 #include "trainer/preemption.h"
 #include "trainer/recipe.h"
+#include "trainer/tae_trainer.h"
 #include "trainer/trainer.h"
 
 namespace reel::cli {
@@ -25,6 +26,14 @@ int cmd_train(int argc, char** argv, int first) {
   std::vector<std::string> overrides(args->positionals().begin() + 1, args->positionals().end());
   auto launch = TrainingLaunch::start(args->positionals()[0], overrides);
   if (!launch) return kUserErrorExit;
+  if ((*launch)->recipe().model.name == "tae") {  // the temporal autoencoder
+    if ((*launch)->mesh() != nullptr) {
+      fail((*launch)->recipe().source, ": the TAE (model.name: tae) trains on one process for now; run it ",
+           "without mpirun");
+    }
+    trainer::TaeTrainer t((*launch)->recipe(), args->flag("resume"));
+    return t.run() == trainer::RunEnd::kPreempted ? trainer::kPreemptedExit : 0;
+  }
   trainer::Trainer t((*launch)->recipe(), args->flag("resume"), (*launch)->mesh());
   return t.run() == trainer::RunEnd::kPreempted ? trainer::kPreemptedExit : 0;
 }

@@ -1,0 +1,80 @@
+// Training the temporal autoencoder (model.name: tae) on a pixel dataset: reconstruction (L1),
+// structure (finite differences), KL, the outlier penalty and, after a warm-up, a 3D patch
+// discriminator's adversarial loss (hinge), with the same run directory, metrics.jsonl,
+// checkpoints, exact resume and validation cadence as the video trainer. One process.
+//
+// Checkpoint tensors: "model/..." (the TAE), "optim/..." (its AdamW state), "disc/..." and
+// "disc_optim/..." (the discriminator and its AdamW state, when tae_loss.adversarial > 0),
+// "rng/torch_cpu"; meta "recipe", "data_position", "lr_schedule".
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "data/loader.h"
+#include "model/tae.h"
+#include "trainer/metrics.h"
+#include "trainer/recipe.h"
+#include "trainer/trainer.h"
+
+namespace reel::trainer {
+
+// The TAE options of the recipe's model.tae section (checked: UserError naming the key).
+model::TaeOptions tae_options(const Recipe& recipe);
+
+// A TAE built from a checkpoint's own recipe (meta "recipe"), its weights loaded, in eval mode.
+model::TaeModel load_tae(const std::string& checkpoint);
+
+struct TaeScores {
+  double psnr = 0, ssim = 0, l1 = 0;  // means over the clips (PSNR in dB, of each clip's MSE)
+  int64_t clips = 0;
+};
+struct TaeValidation {
+  TaeScores all;
+  std::map<std::string, TaeScores> buckets;  // by bucket name ("8x16x16"); 1-frame ones are images
+};
+
+// Reconstructs clips through the latent mean (no sampling) and scores them: every clip of `data`
+// (clips_per_bucket <= 0) or the first clips_per_bucket of each bucket. `each` (optional) sees
+// every batch: its bucket, originals and reconstructions, pixels in [-1, 1].
+TaeValidation validate_tae(
+    model::TaeModel& tae, const data::Dataset& data, int64_t clips_per_bucket, int64_t batch_size,
+    const std::function<void(const data::Bucket&, const torch::Tensor&, const torch::Tensor&)>& each = {});
+
+// `reel eval tae`: every clip of `data_dir`/val (or of `data_dir` itself when it has no val/)
+// reconstructed by the checkpoint's TAE; writes `out_dir`/eval_tae.json ({"psnr", "ssim", "l1",
+// "clips", "buckets": {name: scores}, "images": scores of the 1-frame buckets, "videos": of the
+// others}) and, for the first `videos_per_bucket` clips of each bucket, an MP4 of the original
+// (left) beside its reconstruction (right). Returns the JSON.
+nlohmann::json run_tae_eval(const std::string& checkpoint, const std::string& data_dir, const std::string& out_dir,
+                            int64_t videos_per_bucket = 2, int scale = 8);
+
+class TaeTrainer {
+ public:
+  // Opens the data, builds the TAE (and discriminator), resumes from the run's latest checkpoint
+  // with `resume`. UserError for a bad dataset, options or checkpoint.
+  TaeTrainer(Recipe recipe, bool resume);
+  RunEnd run();
+  int64_t step() const { return step_; }
+
+ private:
+  void train_step(nlohmann::json& rec);
+  void save_checkpoint();
+  data::LoaderPosition load_checkpoint(const std::string& path);
+
+  Recipe recipe_;
+  model::TaeModel tae_{nullptr};
+  model::TaeDiscriminator disc_{nullptr};
+  std::unique_ptr<torch::optim::AdamW> opt_, disc_opt_;
+  std::shared_ptr<const data::Dataset> train_data_, val_data_;
+  std::unique_ptr<data::Loader> loader_;
+  std::unique_ptr<MetricsLog> metrics_;
+  int64_t step_ = 0;
+};
+
+}  // namespace reel::trainer
