@@ -12,6 +12,8 @@ namespace F = torch::nn::functional;
 
 namespace {
 
+constexpr double kInitialLogVariance = -8.0;
+
 int64_t log2_exact(int64_t v) {
   int64_t n = 0;
   while ((int64_t{1} << n) < v) ++n;
@@ -362,6 +364,12 @@ void TaeModelImpl::init_weights(uint64_t seed) {
   }
   init_group_norm(enc_norm_);
   init_group_norm(dec_norm_);
+  // The latent starts nearly deterministic: log-variance -8 (std 0.018) everywhere, so the decoder
+  // first learns from clean latents; the KL term may raise it later.
+  const int64_t c = options_.latent_channels;
+  enc_out_->spatial->weight.narrow(0, c, c).zero_();
+  enc_out_->spatial->bias.narrow(0, c, c).zero_();
+  enc_out_->temporal->bias.narrow(0, c, c).fill_(kInitialLogVariance);
 }
 
 // ---------------------------------------------------------------------------------------------

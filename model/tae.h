@@ -8,7 +8,8 @@
 //
 // Inflation: group norms normalise each frame alone, the temporal convolutions start as the
 // identity and the temporal attention's output projection at zero, so a fresh TAE is an image VAE
-// applied frame by frame (up to its temporal strides).
+// applied frame by frame (up to its temporal strides). The latent's log-variance starts at -8, so
+// the decoder first sees nearly noise-free latents.
 //
 // Shapes: pixels (B, C, T, H, W) in [-1, 1]; latents (B, latent_channels, T', H', W') with
 // T' = T halved (rounded up) log2(compression t) times, H' = H / compression h (H must divide).
