@@ -127,6 +127,7 @@ void visit_fields(V& v, S& s) {
     v.value("norm_groups", s.norm_groups, at_least(1));
   } else if constexpr (std::is_same_v<T, TaeLossSection>) {
     v.value("l1", s.l1, at_least(0.0));
+    v.value("l2", s.l2, at_least(0.0));
     v.value("gradient", s.gradient, at_least(0.0));
     v.value("kl", s.kl, at_least(0.0));
     v.value("outlier", s.outlier, at_least(0.0));

@@ -70,7 +70,8 @@ struct ModelSection {
 
 // The temporal autoencoder's loss weights (trainer/tae_loss.h); used when model.name is "tae".
 struct TaeLossSection {
-  double l1 = 1.0;                // pixel L1, >= 0
+  double l1 = 1.0;                // pixel L1 (on [-1, 1]), >= 0
+  double l2 = 0.0;                // pixel MSE (on [-1, 1]), >= 0
   double gradient = 1.0;          // L1 of the h, w and t finite differences (structure), >= 0
   double kl = 1e-6;               // KL to N(0, I), >= 0
   double outlier = 0.0;           // outlier penalty (Movie Gen adds it in a last stage), >= 0

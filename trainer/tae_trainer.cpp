@@ -239,9 +239,11 @@ void TaeTrainer::train_step(nlohmann::json& rec) {
   auto [mean, logvar] = tae_->encode(x);
   torch::Tensor z = mean + torch::exp(0.5 * logvar) * torch::randn(mean.sizes(), gen);
   torch::Tensor recon = tae_->decode(z, x.size(2));
-  torch::Tensor l1 = (x - recon).abs().mean(), grad = gradient_loss(x, recon), kl = kl_loss(mean, logvar);
-  torch::Tensor loss = w.l1 * l1 + w.gradient * grad + w.kl * kl;
+  torch::Tensor l1 = (x - recon).abs().mean(), l2 = (x - recon).pow(2).mean();
+  torch::Tensor grad = gradient_loss(x, recon), kl = kl_loss(mean, logvar);
+  torch::Tensor loss = w.l1 * l1 + w.l2 * l2 + w.gradient * grad + w.kl * kl;
   rec["l1"] = l1.item<double>();
+  rec["l2"] = l2.item<double>();
   rec["gradient"] = grad.item<double>();
   rec["kl"] = kl.item<double>();
   if (w.outlier > 0) {

@@ -20,13 +20,13 @@ ShardedCheckpoint Trainer::sharded_state() const {
   const bool world_rank0 = mesh_->world().rank() == 0;
   ShardedCheckpoint ckpt;
   // A parameter-shaped tensor (weight, Adam moment or EMA): this rank's (tp) part is `local`
-  // elements, of which it holds [begin, end) in `data`. FSDP (`sharded`) spreads those parts over
+  // elements, of which it holds [begin, end) in `elements`. FSDP (`sharded`) spreads those parts over
   // dp_shard x cp; whatever else holds the same elements (replicas; tp ranks, for a whole tensor;
   // without FSDP, dp_shard and cp ranks) is left to the first of them.
   auto share = [&](const std::string& name, c10::IntArrayRef local, int64_t begin, int64_t end,
-                   const torch::Tensor& data, bool sharded) {
+                   const torch::Tensor& elements, bool sharded) {
     TensorShare s;
-    s.dtype = data.scalar_type();
+    s.dtype = elements.scalar_type();
     s.local_shape = local.vec();
     s.shape = s.local_shape;
     auto cut = tp_plan_.find(name);
@@ -35,7 +35,7 @@ ShardedCheckpoint Trainer::sharded_state() const {
     if (at.replicate == 0 && (is_cut || at.tp == 0) && (sharded || (at.shard == 0 && at.cp == 0))) {
       s.begin = begin;
       s.end = end;
-      s.data = data.detach().reshape({-1}).narrow(0, begin, end - begin).to(torch::kCPU).clone();
+      s.data = elements.detach().reshape({-1}).to(torch::kCPU).clone();  // a host copy: training goes on
     }
     return s;
   };
@@ -56,11 +56,10 @@ ShardedCheckpoint Trainer::sharded_state() const {
       for (const parallel::Fsdp::ShardSpan& sp : fsdp_->shard_spans(u)) {
         sharded.insert(sp.name);
         const c10::IntArrayRef local = named[sp.name].sizes();
-        // The shard's elements for this parameter, laid out as the parameter's [begin, end).
+        // The shard's elements for this parameter: its flattened [begin, end).
         auto part = [&](const torch::Tensor& shard, const std::string& key) {
-          torch::Tensor flat = torch::empty({named[sp.name].numel()}, shard.options());
-          flat.narrow(0, sp.begin, sp.end - sp.begin).copy_(shard.detach().narrow(0, sp.offset, sp.end - sp.begin));
-          ckpt.tensors[key] = share(sp.name, local, sp.begin, sp.end, flat, /*sharded=*/true);
+          ckpt.tensors[key] = share(sp.name, local, sp.begin, sp.end, shard.narrow(0, sp.offset, sp.end - sp.begin),
+                                    /*sharded=*/true);
         };
         part(params_[u], "model/" + sp.name);
         if (st != nullptr) {

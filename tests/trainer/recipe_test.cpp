@@ -167,6 +167,7 @@ const std::vector<std::string> kEveryKeyChanged = {
     "eval.steps=10",
     "eval.cfg=1.5",
     "tae_loss.l1=2",
+    "tae_loss.l2=3",
     "tae_loss.gradient=0.5",
     "tae_loss.kl=1e-4",
     "tae_loss.outlier=10",
