@@ -36,8 +36,11 @@ struct ShardWriter::Handles {
   Id file, pixels;  // destroyed pixels first
 };
 
-ShardWriter::ShardWriter(std::string path, Bucket bucket) : path_(std::move(path)), bucket_(bucket) {
+ShardWriter::ShardWriter(std::string path, Bucket bucket, ShardLayout layout)
+    : path_(std::move(path)), bucket_(bucket), layout_(layout) {
   REEL_CHECK(bucket_.frames > 0 && bucket_.height > 0 && bucket_.width > 0, "bad bucket ", bucket_.name());
+  REEL_CHECK(layout_.audio_rate >= 0 && (layout_.audio_rate == 0 || layout_.audio_samples >= 1),
+             "bad audio layout for shard '", path_, "': rate ", layout_.audio_rate, ", samples ", layout_.audio_samples);
   fs::path parent = fs::path(path_).parent_path();
   if (!parent.empty()) make_dirs(parent.string());
   tmp_path_ = path_ + ".partial." + std::to_string(::getpid());
@@ -85,9 +88,16 @@ void ShardWriter::add(const Clip& clip) {
       clip.pixels.sizes() != torch::IntArrayRef({F, H, W, kChannels}))
     fail(where, ": pixels must be uint8 of shape [", F, ", ", H, ", ", W, ", 3], got ",
          clip.pixels.defined() ? cat(clip.pixels.scalar_type(), " ", clip.pixels.sizes()) : std::string("none"));
-  if (int64_t(clip.truth.centers.size()) != F)
-    fail(where, ": truth has ", clip.truth.centers.size(), " centers, expected one per frame (", F, ")");
-  check_truth_ranges(clip.truth, where);
+  if (layout_.truth) {
+    if (int64_t(clip.truth.centers.size()) != F)
+      fail(where, ": truth has ", clip.truth.centers.size(), " centers, expected one per frame (", F, ")");
+    check_truth_ranges(clip.truth, where);
+  }
+  const int64_t S = layout_.audio_samples;
+  if (clip.audio.defined() && (layout_.audio_rate == 0 || clip.audio.scalar_type() != torch::kInt16 ||
+                               clip.audio.sizes() != torch::IntArrayRef({S})))
+    fail(where, ": audio must be int16 of shape [", S, "] in a shard with audio, got ", clip.audio.scalar_type(), " ",
+         clip.audio.sizes(), layout_.audio_rate == 0 ? " (this shard has no audio)" : "");
   torch::Tensor pixels = clip.pixels.contiguous();
 
   Hdf5Lock lock;
@@ -104,7 +114,17 @@ void ShardWriter::add(const Clip& clip) {
         path_, cat("writing the pixels of sample ", n));
   captions_.push_back(clip.caption);
   fps_.push_back(clip.fps);
-  truths_.push_back(clip.truth);
+  if (layout_.truth) truths_.push_back(clip.truth);
+  if (layout_.source) sources_.push_back(clip.source);
+  if (layout_.audio_rate > 0) {
+    has_audio_.push_back(clip.audio.defined() ? 1 : 0);
+    if (clip.audio.defined()) {
+      const torch::Tensor a = clip.audio.contiguous();
+      audio_.insert(audio_.end(), a.data_ptr<int16_t>(), a.data_ptr<int16_t>() + S);
+    } else {
+      audio_.resize(audio_.size() + size_t(S), 0);
+    }
+  }
 }
 
 void ShardWriter::close() {
@@ -112,7 +132,7 @@ void ShardWriter::close() {
   try {
     Hdf5Lock lock;
     const hid_t file = h_->file.get();
-    const hsize_t n = hsize_t(size()), F = hsize_t(bucket_.frames);
+    const hsize_t n = hsize_t(size());
     write_string_attr(file, path_, "format", kShardFormat);
     write_string_attr(file, path_, "bucket", bucket_.name());
     write_int_attr(file, path_, "frames", bucket_.frames);
@@ -126,8 +146,58 @@ void ShardWriter::close() {
     Id string_type(utf8_string_type(path_));
     write_dataset(file, path_, "caption", string_type.get(), string_type.get(), {n}, caption_ptrs.data());
     write_dataset(file, path_, "fps", H5T_STD_I32LE, H5T_NATIVE_INT32, {n}, fps_.data());
+    if (layout_.truth) write_truth(file);
+    if (layout_.source) write_sources(file);
+    if (layout_.audio_rate > 0) {
+      write_int_attr(file, path_, "audio_rate", layout_.audio_rate);
+      write_int_attr(file, path_, "audio_samples", layout_.audio_samples);
+      write_dataset(file, path_, "audio", H5T_STD_I16LE, H5T_NATIVE_INT16, {n, hsize_t(layout_.audio_samples)},
+                    audio_.data());
+      write_dataset(file, path_, "has_audio", H5T_STD_U8LE, H5T_NATIVE_UINT8, {n}, has_audio_.data());
+    }
+    h_->pixels.reset();
+    check(H5Fclose(h_->file.release()), path_, cat("closing temporary file '", tmp_path_, "'"));
+    h_.reset();
+  } catch (...) {
+    {
+      Hdf5Lock lock;
+      h_.reset();
+    }
+    std::error_code ec;
+    fs::remove(tmp_path_, ec);
+    throw;
+  }
+  // The complete file is handed to write_atomically, which fsyncs it and renames it into place.
+  write_atomically(path_, [&](const std::string& tmp) {
+    std::error_code ec;
+    fs::rename(tmp_path_, tmp, ec);
+    if (ec) fail("cannot rename '", tmp_path_, "' to '", tmp, "': ", ec.message());
+  });
+}
 
-    Id group(check(H5Gcreate2(file, "truth", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), path_, "creating group 'truth'"));
+void ShardWriter::write_sources(int64_t file) {
+  const hsize_t n = hsize_t(size());
+  Id group(check(H5Gcreate2(file, "meta", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), path_, "creating group 'meta'"));
+  std::vector<const char*> paths(n);
+  std::vector<double> start(n), fps(n);
+  std::vector<int32_t> sizes(n * 2);
+  for (hsize_t i = 0; i < n; ++i) {
+    const SampleSource& src = sources_[i];
+    paths[i] = src.path.c_str();
+    start[i] = src.start, fps[i] = src.fps;
+    sizes[i * 2] = src.width, sizes[i * 2 + 1] = src.height;
+  }
+  Id string_type(utf8_string_type(path_));
+  const hid_t g = group.get();
+  write_dataset(g, path_, "source", string_type.get(), string_type.get(), {n}, paths.data());
+  write_dataset(g, path_, "start", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {n}, start.data());
+  write_dataset(g, path_, "source_fps", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {n}, fps.data());
+  write_dataset(g, path_, "source_size", H5T_STD_I32LE, H5T_NATIVE_INT32, {n, 2}, sizes.data());
+}
+
+void ShardWriter::write_truth(int64_t file) {
+  const hsize_t n = hsize_t(size()), F = hsize_t(bucket_.frames);
+  Id group(check(H5Gcreate2(file, "truth", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), path_, "creating group 'truth'"));
     std::vector<int32_t> color(n), shape(n), motion(n), background(n);
     std::vector<uint8_t> textured(n);
     std::vector<float> size(n), centers(n * F * 2);
@@ -149,31 +219,12 @@ void ShardWriter::close() {
     write_dataset(g, path_, "textured", H5T_STD_U8LE, H5T_NATIVE_UINT8, {n}, textured.data());
     write_dataset(g, path_, "size", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {n}, size.data());
     write_dataset(g, path_, "centers", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {n, F, 2}, centers.data());
-    group.reset();
-    h_->pixels.reset();
-    check(H5Fclose(h_->file.release()), path_, cat("closing temporary file '", tmp_path_, "'"));
-    h_.reset();
-  } catch (...) {
-    {
-      Hdf5Lock lock;
-      h_.reset();
-    }
-    std::error_code ec;
-    fs::remove(tmp_path_, ec);
-    throw;
-  }
-  // The complete file is handed to write_atomically, which fsyncs it and renames it into place.
-  write_atomically(path_, [&](const std::string& tmp) {
-    std::error_code ec;
-    fs::rename(tmp_path_, tmp, ec);
-    if (ec) fail("cannot rename '", tmp_path_, "' to '", tmp, "': ", ec.message());
-  });
 }
 
 // ---- ShardReader ----------------------------------------------------------------------------
 
 struct ShardReader::Handles {
-  Id file, pixels;  // destroyed pixels first
+  Id file, pixels, audio;  // destroyed datasets first
 };
 
 ShardReader::ShardReader(const std::string& path) : path_(path) {
@@ -204,8 +255,9 @@ ShardReader::ShardReader(const std::string& path) : path_(path) {
          channels, " disagree with bucket '", bucket_name, "' and 3 channels");
   if (count < 0) fail("shard '", path_, "': attribute 'count' is negative (", count, ")");
 
-  const hsize_t n = hsize_t(count), F = hsize_t(frames);
-  h->pixels = open_dataset(file, path_, "pixels", H5T_INTEGER, {n, F, hsize_t(height), hsize_t(width), kChannels});
+  const hsize_t n = hsize_t(count);
+  h->pixels = open_dataset(file, path_, "pixels", H5T_INTEGER,
+                           {n, hsize_t(frames), hsize_t(height), hsize_t(width), kChannels});
   {
     Id type(check_read(H5Dget_type(h->pixels.get()), path_, "reading the type of 'pixels'"));
     if (H5Tget_size(type.get()) != 1 || H5Tget_sign(type.get()) != H5T_SGN_NONE)
@@ -213,6 +265,34 @@ ShardReader::ShardReader(const std::string& path) : path_(path) {
   }
   captions_ = read_strings(file, path_, "caption", n);
   fps_ = read_numbers<int32_t>(file, path_, "fps", H5T_INTEGER, H5T_NATIVE_INT32, {n});
+  layout_.truth = exists(file, "truth");
+  layout_.source = exists(file, "meta");
+  if (exists(file, "audio")) {
+    layout_.audio_rate = int(read_int_attr(file, path_, "audio_rate"));
+    layout_.audio_samples = read_int_attr(file, path_, "audio_samples");
+    if (layout_.audio_rate < 1 || layout_.audio_samples < 1)
+      fail("shard '", path_, "': audio_rate ", layout_.audio_rate, " and audio_samples ", layout_.audio_samples,
+           " must be positive");
+    h->audio = open_dataset(file, path_, "audio", H5T_INTEGER, {n, hsize_t(layout_.audio_samples)});
+    has_audio_ = read_numbers<uint8_t>(file, path_, "has_audio", H5T_INTEGER, H5T_NATIVE_UINT8, {n});
+  }
+  if (layout_.source) read_sources(file);
+  if (layout_.truth) read_truth(file);
+  h_ = std::move(h);
+}
+
+void ShardReader::read_sources(int64_t file) {
+  const hsize_t n = hsize_t(captions_.size());
+  const std::vector<std::string> paths = read_strings(file, path_, "meta/source", n);
+  const auto start = read_numbers<double>(file, path_, "meta/start", H5T_FLOAT, H5T_NATIVE_DOUBLE, {n});
+  const auto fps = read_numbers<double>(file, path_, "meta/source_fps", H5T_FLOAT, H5T_NATIVE_DOUBLE, {n});
+  const auto sizes = read_numbers<int32_t>(file, path_, "meta/source_size", H5T_INTEGER, H5T_NATIVE_INT32, {n, 2});
+  sources_.resize(n);
+  for (hsize_t i = 0; i < n; ++i) sources_[i] = {paths[i], start[i], fps[i], sizes[i * 2], sizes[i * 2 + 1]};
+}
+
+void ShardReader::read_truth(int64_t file) {
+  const hsize_t n = hsize_t(captions_.size()), F = hsize_t(bucket_.frames);
   auto ints = [&](const char* name) {
     return read_numbers<int32_t>(file, path_, cat("truth/", name), H5T_INTEGER, H5T_NATIVE_INT32, {n});
   };
@@ -231,7 +311,6 @@ ShardReader::ShardReader(const std::string& path) : path_(path) {
     for (hsize_t f = 0; f < F; ++f) t.centers[f] = {centers[(i * F + f) * 2], centers[(i * F + f) * 2 + 1]};
     check_truth_ranges(t, cat("shard '", path_, "' sample ", i));
   }
-  h_ = std::move(h);
 }
 
 ShardReader::~ShardReader() {
@@ -266,8 +345,33 @@ Clip ShardReader::read(int64_t index) const {
   clip.pixels = read_pixels(index);
   clip.caption = captions_[index];
   clip.fps = fps_[index];
-  clip.truth = truths_[index];
+  if (layout_.truth) clip.truth = truths_[index];
+  if (layout_.source) clip.source = sources_[index];
+  clip.audio = read_audio(index);
   return clip;
+}
+
+torch::Tensor ShardReader::read_audio(int64_t index) const {
+  check_index(index);
+  if (layout_.audio_rate == 0 || !has_audio_[index]) return {};
+  const hsize_t S = hsize_t(layout_.audio_samples);
+  torch::Tensor audio = torch::empty({int64_t(S)}, torch::kInt16);
+  Hdf5Lock lock;
+  Id file_space(check_read(H5Dget_space(h_->audio.get()), path_, "reading the audio dataspace"));
+  const hsize_t start[2] = {hsize_t(index), 0}, count[2] = {1, S};
+  check_read(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr), path_,
+             "selecting an audio sample");
+  Id mem_space(check_read(H5Screate_simple(1, count + 1, nullptr), path_, "creating a dataspace"));
+  check_read(H5Dread(h_->audio.get(), H5T_NATIVE_INT16, mem_space.get(), file_space.get(), H5P_DEFAULT,
+                     audio.data_ptr()),
+             path_, cat("reading the audio of sample ", index));
+  return audio;
+}
+
+const SampleSource& ShardReader::source(int64_t index) const {
+  check_index(index);
+  if (!layout_.source) fail("shard '", path_, "' has no per-sample source metadata (meta/); it is not an ingested shard");
+  return sources_[index];
 }
 
 const std::string& ShardReader::caption(int64_t index) const {
@@ -277,6 +381,8 @@ const std::string& ShardReader::caption(int64_t index) const {
 
 const Truth& ShardReader::truth(int64_t index) const {
   check_index(index);
+  if (!layout_.truth)
+    fail("shard '", path_, "' holds no truth (truth/): only synthetic datasets from `reel data synth` do");
   return truths_[index];
 }
 

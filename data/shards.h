@@ -15,6 +15,15 @@
 //     truth/textured   uint8 (N): 0 or 1
 //     truth/size       float32 (N): object radius in pixels
 //     truth/centers    float32 (N, F, 2): per-frame (x, y) object centroid in pixels
+// Optional parts (ShardLayout): synthetic shards have `truth/`; ingested shards have none and
+// instead carry per-sample metadata and audio:
+//     meta/source      variable-length UTF-8 strings (N): the source file
+//     meta/start       float64 (N): seconds into the source where the clip begins
+//     meta/source_fps  float64 (N): the source's frame rate (0 for images)
+//     meta/source_size int32 (N, 2): the source's width and height before resizing/cropping
+//     audio            int16 (N, S): mono PCM over each clip's span (zeros where has_audio is 0);
+//                      file attributes audio_rate (Hz) and audio_samples (S)
+//     has_audio        uint8 (N)
 // String attributes are written variable-length (readers also accept fixed-length). Files use
 // the HDF5 1.8+ object format.
 //
@@ -37,19 +46,29 @@ namespace reel::data {
 // that takes it again).
 std::recursive_mutex& hdf5_mutex();
 
+// Which optional parts a shard holds.
+struct ShardLayout {
+  bool truth = true;          // the truth/ group (synthetic datasets)
+  bool source = false;        // the meta/ group (ingested datasets)
+  int audio_rate = 0;         // > 0: an audio dataset of audio_samples per clip at this rate
+  int64_t audio_samples = 0;  // S, >= 1 when audio_rate > 0
+};
+
 // Writes one shard. The file is written under a temporary name next to `path` and appears under
 // `path` only when close() succeeds (atomically, via common/fs.h); a writer destroyed before
 // close() removes its temporary file. Not thread-safe (one writer per thread); different
 // writers may run on different threads. Pixels are written as clips are added, the rest at close.
 class ShardWriter {
  public:
-  ShardWriter(std::string path, Bucket bucket);  // UserError if the temporary file cannot be created
+  // UserError if the temporary file cannot be created.
+  ShardWriter(std::string path, Bucket bucket, ShardLayout layout = {});
   ~ShardWriter();
   ShardWriter(const ShardWriter&) = delete;
   ShardWriter& operator=(const ShardWriter&) = delete;
 
-  // Appends a clip; UserError if its pixels are not uint8 (F, H, W, 3) of the bucket or its
-  // truth does not have F centers.
+  // Appends a clip; UserError if its pixels are not uint8 (F, H, W, 3) of the bucket, its truth
+  // (when the layout has truth) does not have F centers, or its audio (when defined) is not
+  // int16 of audio_samples.
   void add(const Clip& clip);
   void close();  // writes captions, fps, truth and attributes, then renames into place
   int64_t size() const { return int64_t(captions_.size()); }
@@ -58,10 +77,16 @@ class ShardWriter {
   struct Handles;
   std::string path_, tmp_path_;
   Bucket bucket_;
+  ShardLayout layout_;
   std::unique_ptr<Handles> h_;  // open HDF5 objects, null after close()
   std::vector<std::string> captions_;
   std::vector<int32_t> fps_;
   std::vector<Truth> truths_;
+  std::vector<SampleSource> sources_;
+  void write_truth(int64_t file);    // hid_t
+  void write_sources(int64_t file);
+  std::vector<int16_t> audio_;  // N x S
+  std::vector<uint8_t> has_audio_;
 };
 
 // Reads one shard. Opening checks the whole structure and loads captions, fps and truth; pixels
@@ -84,18 +109,26 @@ class ShardReader {
   Clip read(int64_t index) const;
   torch::Tensor read_pixels(int64_t index) const;  // uint8 (F, H, W, 3)
   const std::string& caption(int64_t index) const;
-  const Truth& truth(int64_t index) const;
+  const Truth& truth(int64_t index) const;  // UserError if the shard has no truth
   int fps(int64_t index) const;
+  const ShardLayout& layout() const { return layout_; }
+  const SampleSource& source(int64_t index) const;  // UserError if the shard has no meta/
+  torch::Tensor read_audio(int64_t index) const;     // int16 (S); undefined if the clip has none
 
  private:
   void check_index(int64_t index) const;
   struct Handles;
   std::string path_;
   Bucket bucket_;
+  ShardLayout layout_;
   std::unique_ptr<Handles> h_;  // the open file and pixels dataset
   std::vector<std::string> captions_;
   std::vector<int32_t> fps_;
   std::vector<Truth> truths_;
+  std::vector<SampleSource> sources_;
+  std::vector<uint8_t> has_audio_;
+  void read_truth(int64_t file);  // hid_t
+  void read_sources(int64_t file);
 };
 
 }  // namespace reel::data

@@ -47,11 +47,21 @@ struct Truth {
   std::vector<std::array<float, 2>> centers;  // per frame (x, y) centroid in pixels, F entries
 };
 
+// Where an ingested clip came from (empty path for synthetic clips).
+struct SampleSource {
+  std::string path;   // the source file as given to `reel data ingest`
+  double start = 0;   // seconds into the source where the clip begins
+  double fps = 0;     // the source's frame rate (0 for images)
+  int width = 0, height = 0;  // the source's picture size before resizing and cropping
+};
+
 struct Clip {
   torch::Tensor pixels;  // uint8 (F, H, W, 3)
   std::string caption;   // natural-language caption, no fps token
   int fps = 8;
-  Truth truth;
+  Truth truth;           // synthetic clips only (shards written with ShardLayout::truth)
+  SampleSource source;   // ingested clips only (ShardLayout::source)
+  torch::Tensor audio;   // int16 (S) mono PCM over the clip's span, undefined when it has none
 };
 
 // Renders one clip; deterministic in all arguments. The object stays fully inside the frame for

@@ -10,7 +10,7 @@ PACKAGES=(
   libhdf5-openmpi-dev hdf5-tools
   libyaml-cpp-dev
   libgtest-dev
-  libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
+  libavformat-dev libavcodec-dev libswscale-dev libswresample-dev libavutil-dev ffmpeg
   python3
   nlohmann-json3-dev
 )

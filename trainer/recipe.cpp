@@ -139,6 +139,12 @@ void visit_fields(V& v, S& s) {
     v.value("batch_size", s.batch_size, at_least(1));
     v.value("workers", s.workers, at_least(0));
     v.value("prefetch", s.prefetch, at_least(1));
+    v.section("buckets", s.buckets);
+  } else if constexpr (std::is_same_v<T, BucketsSection>) {
+    v.value("fps", s.fps, at_least(1));
+    v.value("heights", s.heights, IntList{0, at_least(1)});
+    v.value("widths", s.widths, IntList{0, at_least(1)});
+    v.value("frames", s.frames, IntList{0, at_least(2)});
   } else if constexpr (std::is_same_v<T, TrainerSection>) {
     v.value("steps", s.steps, at_least(1));
     v.value("grad_accum", s.grad_accum, at_least(1));
@@ -539,6 +545,10 @@ void check_shapes(const Recipe& r, const Context& ctx, bool check_paths) {
            "' repeats model.text_encoders.", j, ".name; text encoder names must be unique");
     }
   }
+  const BucketsSection& b = r.data.buckets;
+  if (b.heights.size() != b.widths.size())
+    fail(ctx.at({"data.buckets.widths", "data.buckets.heights"}), ": key 'data.buckets.widths' has ", b.widths.size(),
+         " entries but data.buckets.heights has ", b.heights.size(), "; give one height and one width per aspect ratio");
   if (r.flow.loss == "data" && r.flow.prediction != "data")
     fail(ctx.at({"flow.loss"}), ": key 'flow.loss' = 'data' needs flow.prediction = 'data' (got '", r.flow.prediction,
          "'): only a model that predicts the clean data can be compared with it; set both or neither");

@@ -80,6 +80,16 @@ struct TaeLossSection {
   int64_t adversarial_start = 0;  // first step the discriminator trains and its loss counts, >= 0
 };
 
+// The bucket grid `reel data ingest --recipe` cuts media into (data/ingest.h): every size
+// (one per aspect ratio) crossed with every clip length, plus 1-frame image buckets of every
+// size. Movie Gen's is 5 aspect ratios x 5 durations (recipes/tae/01_tae.yaml).
+struct BucketsSection {
+  int64_t fps = 8;                          // frame rate clips are resampled to, >= 1
+  std::vector<int64_t> heights = {16, 16, 24};  // frame height per aspect ratio, >= 1 entries
+  std::vector<int64_t> widths = {16, 24, 16};   // frame width per aspect ratio, as many as heights
+  std::vector<int64_t> frames = {8};            // clip lengths in frames at fps, each >= 2
+};
+
 // The dataset and its loader.
 struct DataSection {
   std::string dir = "runs/data/synth";  // dataset root holding train/ and val/; must exist when
@@ -87,6 +97,7 @@ struct DataSection {
   int64_t batch_size = 16;              // global samples per micro-batch, >= 1
   int64_t workers = 2;                  // loader threads, >= 0 (0 = load on the training thread)
   int64_t prefetch = 4;                 // batches prepared ahead, >= 1
+  BucketsSection buckets;               // what `reel data ingest` produces
 };
 
 // Optimization, precision and the training loop's cadence.

@@ -227,3 +227,48 @@ TEST(Shards, ConcurrentReadsAreSafeAndExact) {
   EXPECT_TRUE(torch::equal(ShardReader((dir / "b.h5").string()).read_pixels(15), clips[15].pixels));
   fs::remove_all(dir);
 }
+
+// The optional parts of ingested shards: no truth (and truth() says so), per-sample source
+// metadata and audio (clips without audio read back as undefined), all exact.
+TEST(Shards, IngestedLayoutRoundTrip) {
+  const fs::path dir = temp_dir("ingested");
+  const Bucket b{4, 8, 12};
+  ShardLayout layout;
+  layout.truth = false;
+  layout.source = true;
+  layout.audio_rate = 1000;
+  layout.audio_samples = 500;
+  ShardWriter w((dir / "s.h5").string(), b, layout);
+  std::vector<Clip> clips = some_clips(b, 3);
+  for (int i = 0; i < 3; ++i) {
+    clips[i].truth = Truth{};
+    clips[i].source = {"video" + std::to_string(i) + ".mkv", 1.5 * i, 29.97, 640 + i, 480};
+    if (i != 1) clips[i].audio = torch::randint(-30000, 30000, {500}, torch::kInt16);
+    w.add(clips[i]);
+  }
+  Clip bad = clips[0];
+  bad.audio = torch::zeros({499}, torch::kInt16);
+  expect_user_error([&] { w.add(bad); }, "audio must be int16 of shape [500]");
+  w.close();
+  ShardReader r((dir / "s.h5").string());
+  EXPECT_FALSE(r.layout().truth);
+  EXPECT_TRUE(r.layout().source);
+  EXPECT_EQ(r.layout().audio_rate, 1000);
+  for (int i = 0; i < 3; ++i) {
+    const Clip c = r.read(i);
+    EXPECT_TRUE(torch::equal(c.pixels, clips[i].pixels));
+    EXPECT_EQ(c.source.path, clips[i].source.path);
+    EXPECT_EQ(c.source.start, clips[i].source.start);
+    EXPECT_EQ(c.source.fps, 29.97);
+    EXPECT_EQ(c.source.width, 640 + i);
+    EXPECT_EQ(c.source.height, 480);
+    EXPECT_EQ(c.audio.defined(), i != 1);
+    if (i != 1) EXPECT_TRUE(torch::equal(c.audio, clips[i].audio));
+  }
+  expect_user_error([&] { r.truth(0); }, "holds no truth");
+  ShardWriter plain((dir / "p.h5").string(), b);
+  plain.add(some_clips(b, 1)[0]);
+  plain.close();
+  expect_user_error([&] { ShardReader((dir / "p.h5").string()).source(0); }, "no per-sample source metadata");
+  fs::remove_all(dir);
+}

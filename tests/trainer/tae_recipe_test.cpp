@@ -28,6 +28,14 @@ TEST(TaeRecipes, FullSizeStagesAreThePublishedDesign) {
   EXPECT_EQ(two.tae_loss.outlier, 1e5);
   EXPECT_EQ(two.tae_loss.outlier_r, 3.0);
   EXPECT_EQ(two.init_from, one.run.dir);
+  // The ingest grid: 5 aspect ratios (width / height from 9:16 to 16:9) x 5 durations, 4-16 s.
+  const BucketsSection& b = one.data.buckets;
+  ASSERT_EQ(b.heights.size(), 5u);
+  ASSERT_EQ(b.frames.size(), 5u);
+  EXPECT_EQ(b.frames.front() / b.fps, 4);
+  EXPECT_EQ(b.frames.back() / b.fps, 16);
+  EXPECT_NEAR(double(b.widths.front()) / b.heights.front(), 16.0 / 9, 0.01);
+  EXPECT_NEAR(double(b.widths.back()) / b.heights.back(), 9.0 / 16, 0.01);
 }
 
 TEST(TaeRecipes, TinyStagesAreTheTinyTae) {

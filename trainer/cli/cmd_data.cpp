@@ -1,10 +1,14 @@
-// `reel data synth`: the synthetic dataset whose truth is known.
+// `reel data synth` (the synthetic dataset whose truth is known) and `reel data ingest` (real
+// media files into bucketed shards).
 #include <chrono>
 #include <cstdio>
 #include <sstream>
 
 #include "common/error.h"
+#include "common/fs.h"
+#include "data/ingest.h"
 #include "data/synth.h"
+#include "trainer/recipe.h"
 #include "trainer/cli/args.h"
 #include "trainer/cli/commands.h"
 
@@ -62,16 +66,76 @@ int cmd_synth(int argc, char** argv, int first) {
   return 0;
 }
 
+int cmd_ingest(int argc, char** argv, int first) {
+  Command c("reel data ingest SRC... --out DIR [options]",
+            "Turns video files (any container and codec FFmpeg decodes), images (PNG, JPEG, ...) and audio files\n"
+            "(WAV, FLAC, ...) into bucketed HDF5 shards. Videos are resampled to the grid's frame rate, resized to\n"
+            "cover the size of the nearest aspect ratio and centre-cropped, and cut into consecutive clips (each the\n"
+            "longest bucket length that still fits); their audio is cut with them. Images become 1-frame samples,\n"
+            "audio-only files audio clips. Captions come from a sidecar (--captions, or captions.jsonl / captions.csv\n"
+            "in a source directory). Unreadable files are skipped and listed in DIR/ingest_report.json; an\n"
+            "interrupted run resumes when started again with the same arguments.");
+  c.positional("SRC", "media files or directories (walked recursively)")
+      .min_positionals(1)
+      .max_positionals(1 << 20)
+      .option("out", "DIR", "output directory: DIR/train, DIR/val, DIR/ingest_report.json, DIR/dataset.json")
+      .option("recipe", "FILE", "take the bucket grid from the recipe's data.buckets (default: the tiny grid,\n"
+                                "8 fps, 16x16 / 16x24 / 24x16, 8-frame clips)")
+      .option("captions", "FILE", "caption sidecar: .jsonl lines {\"path\": ..., \"caption\": ...} or .csv path,caption")
+      .option("val-fraction", "F", "share of files written to DIR/val, chosen by a hash of the path (default 0)")
+      .option("samples-per-shard", "N", "clips a worker gathers before it closes its shards (default 64)")
+      .option("audio-rate", "HZ", "sample rate of the stored mono audio (default 16000)")
+      .option("threads", "N", "worker threads (default: every core)");
+  auto args = c.parse(argc, argv, first);
+  if (!args) return 0;
+  if (!args->has("out")) fail("--out DIR is required");
+  data::IngestOptions o;
+  o.sources = args->positionals();
+  o.out_dir = args->get("out");
+  if (args->has("recipe")) {
+    const std::string path = args->get("recipe");
+    const trainer::Recipe r = trainer::parse_recipe_text(read_file(path), path, {}, false);
+    const trainer::BucketsSection& b = r.data.buckets;
+    o.grid.fps = int(b.fps);
+    o.grid.sizes.clear();
+    for (size_t i = 0; i < b.heights.size(); ++i) o.grid.sizes.emplace_back(int(b.heights[i]), int(b.widths[i]));
+    o.grid.frames.assign(b.frames.begin(), b.frames.end());
+  }
+  o.captions = args->get("captions", "");
+  o.val_fraction = args->get_double("val-fraction", 0);
+  o.samples_per_shard = int(args->get_int("samples-per-shard", 64));
+  o.audio_rate = int(args->get_int("audio-rate", 16000));
+  o.threads = int(args->get_int("threads", 0));
+  const data::IngestReport r = data::ingest_media(o);
+  int64_t clips = 0, audio = 0;
+  for (const auto& [bucket, n] : r.clips) clips += n;
+  for (const auto& [samples, n] : r.audio_clips) audio += n;
+  std::printf("ingest: %lld of %lld files -> %lld samples in %zu buckets, %lld audio clips -> %s (%.1fs%s)\n",
+              static_cast<long long>(r.ingested), static_cast<long long>(r.files), static_cast<long long>(clips),
+              r.clips.size(), static_cast<long long>(audio), o.out_dir.c_str(), r.seconds,
+              r.resumed_files > 0 ? cat(", resumed after ", r.resumed_files, " files").c_str() : "");
+  for (const auto& [bucket, n] : r.clips) std::printf("  %-12s %lld\n", bucket.c_str(), static_cast<long long>(n));
+  if (r.uncaptioned > 0) std::printf("  %lld files had no caption (empty captions)\n", static_cast<long long>(r.uncaptioned));
+  if (!r.skipped.empty()) {
+    std::printf("skipped %zu files (listed in %s/ingest_report.json):\n", r.skipped.size(), o.out_dir.c_str());
+    for (const auto& [file, reason] : r.skipped) std::printf("  %s: %s\n", file.c_str(), reason.c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 int cmd_data(int argc, char** argv, int first) {
   std::string sub = first < argc ? argv[first] : "";
   if (sub == "synth") return cmd_synth(argc, argv, first + 1);
+  if (sub == "ingest") return cmd_ingest(argc, argv, first + 1);
   if (sub == "--help" || sub == "-h") {
-    std::printf("usage: reel data <subcommand>\n\nsubcommands:\n  synth --out DIR    the synthetic video-text dataset\n");
+    std::printf("usage: reel data <subcommand>\n\nsubcommands:\n"
+                "  synth --out DIR            the synthetic video-text dataset\n"
+                "  ingest SRC... --out DIR    real video, image and audio files into bucketed shards\n");
     return 0;
   }
-  fail("unknown `reel data` subcommand '", sub, "'; known: synth");
+  fail("unknown `reel data` subcommand '", sub, "'; known: synth, ingest");
 }
 
 }  // namespace reel::cli

@@ -25,6 +25,7 @@ const char* kHelp =
     "  eval tae --ckpt PATH --data DIR --out DIR2\n"
     "                                            a TAE's PSNR and SSIM on held-out clips, side-by-side MP4s\n"
     "  data synth --out DIR                      write the synthetic video-text dataset (HDF5 shards)\n"
+    "  data ingest SRC... --out DIR              real video, image and audio files into bucketed shards\n"
     "  bench step RECIPE | bench matmul         measure training-step FLOP/s against the matmul rate\n"
     "  bench comm                                collective times and bandwidths (under mpirun)\n"
     "  ckpt inspect FILE                         list a checkpoint's step, recipe and tensors\n"
