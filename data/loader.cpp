@@ -2,7 +2,10 @@
 // share of every global batch, and worker threads that deliver batches in ticket order.
 #include "data/loader.h"
 
+#include <torch/cuda.h>
+
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 
@@ -92,11 +95,26 @@ Loader::Loader(std::shared_ptr<const Dataset> data, LoaderOptions options, Loade
   if (o.workers < 0) fail("loader: workers = ", o.workers, " must not be negative (0 reads inside next())");
   if (o.prefetch < 1) fail("loader: prefetch = ", o.prefetch, " must be at least 1");
 
+  if (o.pin_memory && !torch::cuda::is_available())
+    fail("loader: pin_memory needs a CUDA build of LibTorch and a visible GPU; this process has neither");
+  if (!std::isfinite(o.image_ratio)) fail("loader: image_ratio = ", o.image_ratio, " must be a number");
   global_batch_size_ = int64_t(o.batch_size) * o.world_size;
   const Dataset::BucketRange* largest = nullptr;
+  int64_t video_batches = 0, image_batches = 0;
   for (const Dataset::BucketRange& r : data_->bucket_ranges()) {
-    batches_per_epoch_ += (r.end - r.begin) / global_batch_size_;
+    ((r.bucket.frames == 1) ? image_batches : video_batches) += (r.end - r.begin) / global_batch_size_;
     if (!largest || r.end - r.begin > largest->end - largest->begin) largest = &r;
+  }
+  batches_per_epoch_ = video_batches + image_batches;
+  if (o.image_ratio >= 0 && batches_per_epoch_ > 0) {
+    if (video_batches == 0)
+      fail("loader: image_ratio = ", o.image_ratio, " mixes images into video batches, but dataset '", data_->dir(),
+           "' has no video bucket with a global batch of ", global_batch_size_, "; set data.image_ratio to -1");
+    image_batches_ = std::llround(double(video_batches) * o.image_ratio);
+    if (image_batches_ > 0 && image_batches == 0)
+      fail("loader: image_ratio = ", o.image_ratio, " asks for image batches, but dataset '", data_->dir(),
+           "' has no 1-frame bucket with a global batch of ", global_batch_size_, "; set it to 0 or add images");
+    batches_per_epoch_ = video_batches + image_batches_;
   }
   if (batches_per_epoch_ == 0)
     fail("loader: no bucket of dataset '", data_->dir(), "' holds one global batch of ", global_batch_size_,
@@ -129,6 +147,13 @@ std::shared_ptr<const Loader::Plan> Loader::plan(int64_t epoch) const {
     if (options_.shuffle) detail::shuffle(indices, rng);
     for (int64_t k = 0; k < int64_t(indices.size()) / global_batch_size_; ++k) plan->batches.push_back({b, k});
     plan->order.push_back(std::move(indices));
+  }
+  if (image_batches_ >= 0) {  // every video batch, and image batches cycled to the ratio's count
+    std::vector<std::pair<size_t, int64_t>> images, mixed;
+    for (const auto& batch : plan->batches) (ranges[batch.first].bucket.frames == 1 ? images : mixed).push_back(batch);
+    if (options_.shuffle) detail::shuffle(images, rng);
+    for (int64_t i = 0; i < image_batches_; ++i) mixed.push_back(images[size_t(i) % images.size()]);
+    plan->batches = std::move(mixed);
   }
   if (options_.shuffle) detail::shuffle(plan->batches, rng);
   REEL_CHECK(int64_t(plan->batches.size()) == batches_per_epoch_, "epoch plan has ", plan->batches.size(),
@@ -176,7 +201,8 @@ Batch Loader::collate(const std::vector<int64_t>& indices) const {
     batch.captions.push_back(shard->caption(local));
     fps[i] = shard->fps(local);
   }
-  batch.pixels = torch::empty({n, 3, b.frames, b.height, b.width}, torch::kFloat32);  // (B, 3, F, H, W)
+  batch.pixels = torch::empty({n, 3, b.frames, b.height, b.width},  // (B, 3, F, H, W)
+                              torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(options_.pin_memory));
   batch.pixels.copy_(raw.permute({0, 4, 1, 2, 3})).div_(127.5).sub_(1.0);
   return batch;
 }

@@ -69,6 +69,12 @@ struct LoaderOptions {
   int workers = 2;               // background threads that read + collate; 0 reads inside next()
   int prefetch = 4;              // batches produced ahead of next(), at least 1
   bool shuffle = true;           // false: samples in index order, batches bucket by bucket
+  // Image (1-frame) batches per video batch in every epoch, e.g. 0.1 for Movie Gen's 1:10; < 0:
+  // as many as the data holds. With a ratio, an epoch is every video batch plus
+  // round(ratio x video batches) image batches, drawn from the epoch's shuffled image batches
+  // (cycling through them again when it needs more than there are).
+  double image_ratio = -1;
+  bool pin_memory = false;       // page-locked batch tensors, for fast copies to a GPU (CUDA builds)
 };
 
 // The next global batch to produce: batch `batch` of epoch `epoch`.
@@ -80,8 +86,8 @@ struct LoaderPosition {
 
 // Sampling: each epoch draws a permutation of each bucket's indices seeded by (seed, epoch),
 // cuts it into global batches of batch_size * world_size samples (dropping each bucket's
-// incomplete tail), and shuffles the list of global batches (seeded by (seed, epoch)) so buckets
-// interleave. Rank r takes samples [r * batch_size, (r + 1) * batch_size) of each global batch.
+// incomplete tail), mixes images and videos as image_ratio says, and shuffles the list of global
+// batches (seeded by (seed, epoch)) so buckets interleave. Rank r takes samples [r * batch_size, (r + 1) * batch_size) of each global batch.
 // Every epoch has batches_per_epoch() batches; epochs roll over by themselves.
 //
 // Batches come in this order whatever `workers` is. Loader(data, options, loader.position())
@@ -119,6 +125,7 @@ class Loader {
   std::shared_ptr<const Dataset> data_;
   LoaderOptions options_;
   int64_t global_batch_size_ = 0, batches_per_epoch_ = 0;
+  int64_t image_batches_ = -1;  // image batches per epoch when image_ratio >= 0
 
   mutable std::mutex mutex_;
   std::condition_variable cv_;

@@ -212,6 +212,7 @@ TaeTrainer::TaeTrainer(Recipe recipe, bool resume) : recipe_(std::move(recipe)) 
   lo.seed = recipe_.seed;
   lo.workers = static_cast<int>(recipe_.data.workers);
   lo.prefetch = static_cast<int>(recipe_.data.prefetch);
+  lo.image_ratio = recipe_.data.image_ratio;
   loader_ = std::make_unique<data::Loader>(train_data_, lo, start);
   write_file_atomic(recipe_.run.dir + "/recipe.yaml", to_yaml(recipe_));
   metrics_ = std::make_unique<MetricsLog>(recipe_.run.dir + "/metrics.jsonl");

@@ -248,6 +248,7 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
   lo.seed = recipe_.seed;
   lo.workers = static_cast<int>(recipe_.data.workers);
   lo.prefetch = static_cast<int>(recipe_.data.prefetch);
+  lo.image_ratio = recipe_.data.image_ratio;
   loader_ = std::make_unique<data::Loader>(train_data_, lo, start);
 
   if (writer_) {

@@ -1,6 +1,7 @@
 // Dataset and Loader: batch contents, deterministic order whatever the workers, exact resume,
 // rank partition, bucket purity, epoch rollover, and errors from worker threads.
 #include <gtest/gtest.h>
+#include <torch/cuda.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -264,4 +265,55 @@ TEST_F(LoaderTest, WorkerErrorsAreRethrownFromNext) {
   }
   EXPECT_EQ(loader.position().batch, served);  // the failed batch was not consumed
   expect_user_error([&] { loader.next(); }, victim);
+}
+
+// image_ratio sets how many image (1-frame) batches an epoch has per video batch: fewer than the
+// data holds (a different subset each epoch), none, or more (cycling), deterministically.
+TEST_F(LoaderTest, ImageRatioMixesImageAndVideoBatches) {
+  // Batch 4: 7 image batches (29 images), 5 + 9 = 14 video batches.
+  auto count = [&](double ratio, int epochs) {
+    LoaderOptions o = options(4);
+    o.image_ratio = ratio;
+    Loader loader(data_, o);
+    std::vector<std::pair<int, int>> per_epoch;  // (image batches, video batches)
+    std::vector<std::set<int64_t>> videos;
+    for (int e = 0; e < epochs; ++e) {
+      int images = 0, video = 0;
+      std::set<int64_t> seen;
+      for (int n = 0; n < loader.batches_per_epoch(); ++n) {
+        Batch b = loader.next();
+        (b.bucket.frames == 1 ? images : video) += 1;
+        if (b.bucket.frames > 1) seen.insert(b.indices.begin(), b.indices.end());
+      }
+      per_epoch.push_back({images, video});
+      videos.push_back(seen);
+      EXPECT_EQ(seen.size(), 14u * 4) << "every video batch once per epoch";
+    }
+    return per_epoch;
+  };
+  EXPECT_EQ(count(-1, 1), (std::vector<std::pair<int, int>>{{7, 14}}));
+  EXPECT_EQ(count(0.5, 2), (std::vector<std::pair<int, int>>{{7, 14}, {7, 14}}));
+  EXPECT_EQ(count(0.1, 1), (std::vector<std::pair<int, int>>{{1, 14}}));  // round(1.4)
+  EXPECT_EQ(count(0, 1), (std::vector<std::pair<int, int>>{{0, 14}}));
+  EXPECT_EQ(count(2, 1), (std::vector<std::pair<int, int>>{{28, 14}}));  // each image batch 4 times
+
+  LoaderOptions o = options(4, 0);
+  o.image_ratio = 0.25;
+  Loader a(data_, o), b(data_, o);
+  EXPECT_EQ(run(a, 30), run(b, 30));  // deterministic, across the epoch boundary
+  Loader c(data_, o, {1, 3});
+  Loader d(data_, o);
+  for (int i = 0; i < a.batches_per_epoch() + 3; ++i) d.next();
+  EXPECT_EQ(run(c, 5), run(d, 5));  // and resumable
+
+  auto images_only = std::make_shared<const Dataset>(Dataset::open((root_ / "parts" / "1x8x8" / "train").string()));
+  expect_user_error([&] { Loader l(images_only, o); }, "has no video bucket");
+  auto videos_only = std::make_shared<const Dataset>(Dataset::open((root_ / "parts" / "4x8x8" / "train").string()));
+  expect_user_error([&] { Loader l(videos_only, o); }, "has no 1-frame bucket");
+  o.image_ratio = 0;
+  EXPECT_NO_THROW(Loader(videos_only, o));
+  if (!torch::cuda::is_available()) {
+    o.pin_memory = true;
+    expect_user_error([&] { Loader l(data_, o); }, "pin_memory needs a CUDA build");
+  }
 }

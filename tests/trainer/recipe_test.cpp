@@ -117,6 +117,7 @@ const std::vector<std::string> kEveryKeyChanged = {
     "data.batch_size=8",
     "data.workers=0",
     "data.prefetch=2",
+    "data.image_ratio=0.1",
     "data.buckets.fps=16",
     "data.buckets.heights=[32,24,8]",
     "data.buckets.widths=[32,40,8]",

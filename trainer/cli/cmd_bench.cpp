@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/runtime.h"
+#include "data/loader.h"
 #include "parallel/comm_bench.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/mpi_runtime.h"
@@ -149,6 +150,48 @@ int bench_step(int argc, char** argv, int first) {
   return 0;
 }
 
+int bench_data(int argc, char** argv, int first) {
+  Command c("reel bench data RECIPE [key.path=value ...] [--batches N] [--warmup N]",
+            "Times the recipe's data loader alone: data.dir/train read, decoded and collated by data.workers\n"
+            "background threads (data.prefetch batches ahead) into float batches of data.batch_size, as one\n"
+            "process of `reel train` receives them. Reports samples/s and the MB/s of pixels read from the shards.");
+  c.positional("RECIPE", "recipe file")
+      .positional("key.path=value", "recipe overrides")
+      .option("batches", "N", "timed batches (default 200)")
+      .option("warmup", "N", "untimed batches first (default 10)")
+      .min_positionals(1)
+      .max_positionals(-1);
+  auto args = c.parse(argc, argv, first);
+  if (!args) return 0;
+  std::vector<std::string> overrides(args->positionals().begin() + 1, args->positionals().end());
+  const trainer::Recipe recipe = trainer::load_recipe(args->positionals()[0], overrides);
+  const int64_t batches = args->get_int("batches", 200), warmup = args->get_int("warmup", 10);
+  if (batches < 1 || warmup < 0) fail("--batches must be >= 1 and --warmup >= 0, got ", batches, " and ", warmup);
+  const int threads = configure_threads(static_cast<int>(recipe.trainer.threads));
+  auto data = std::make_shared<const data::Dataset>(data::Dataset::open(recipe.data.dir + "/train"));
+  data::LoaderOptions lo;
+  lo.batch_size = static_cast<int>(recipe.data.batch_size);
+  lo.seed = static_cast<uint64_t>(recipe.seed);
+  lo.workers = static_cast<int>(recipe.data.workers);
+  lo.prefetch = static_cast<int>(recipe.data.prefetch);
+  lo.image_ratio = recipe.data.image_ratio;
+  data::Loader loader(data, lo);
+  for (int64_t i = 0; i < warmup; ++i) loader.next();
+  int64_t samples = 0, bytes = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < batches; ++i) {
+    const data::Batch b = loader.next();
+    samples += b.pixels.size(0);
+    bytes += b.pixels.numel();  // uint8 pixels read from the shards: one byte per float out
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("bench data %s: %lld batches of %d, %d workers, prefetch %d, %d threads: %.0f samples/s, %.1f MB/s "
+              "of pixels (%.3f ms per batch)\n",
+              recipe.data.dir.c_str(), static_cast<long long>(batches), lo.batch_size, lo.workers, lo.prefetch, threads,
+              samples / s, bytes / s / 1e6, 1e3 * s / batches);
+  return 0;
+}
+
 }  // namespace
 
 int cmd_bench(int argc, char** argv, int first) {
@@ -156,11 +199,12 @@ int cmd_bench(int argc, char** argv, int first) {
   if (sub == "step") return bench_step(argc, argv, first + 1);
   if (sub == "matmul") return bench_matmul(argc, argv, first + 1);
   if (sub == "comm") return bench_comm(argc, argv, first + 1);
+  if (sub == "data") return bench_data(argc, argv, first + 1);
   if (sub == "--help" || sub == "-h") {
-    std::printf("usage: reel bench <subcommand>\n\nsubcommands:\n  step RECIPE    training-step FLOP/s and its share of the matmul rate\n  matmul         this machine's fp32 matmul rate\n  comm           collective times and bandwidths over every rank (run under mpirun)\n");
+    std::printf("usage: reel bench <subcommand>\n\nsubcommands:\n  step RECIPE    training-step FLOP/s and its share of the matmul rate\n  matmul         this machine's fp32 matmul rate\n  comm           collective times and bandwidths over every rank (run under mpirun)\n  data RECIPE    the data loader's samples/s and MB/s\n");
     return 0;
   }
-  fail("unknown `reel bench` subcommand '", sub, "'; known: step, matmul, comm");
+  fail("unknown `reel bench` subcommand '", sub, "'; known: step, matmul, comm, data");
 }
 
 }  // namespace reel::cli

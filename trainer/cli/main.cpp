@@ -28,6 +28,7 @@ const char* kHelp =
     "  data ingest SRC... --out DIR              real video, image and audio files into bucketed shards\n"
     "  bench step RECIPE | bench matmul         measure training-step FLOP/s against the matmul rate\n"
     "  bench comm                                collective times and bandwidths (under mpirun)\n"
+    "  bench data RECIPE                         the data loader's samples/s and MB/s\n"
     "  ckpt inspect FILE                         list a checkpoint's step, recipe and tensors\n"
     "  ckpt compare A B                          largest relative difference of their tensors\n"
     "  ckpt verify FILE...                       check every tensor's checksum\n"
