@@ -35,9 +35,7 @@ void AudioShardWriter::close() {
   if (!parent.empty()) make_dirs(parent.string());
   write_atomically(path_, [&](const std::string& tmp) {
     Hdf5Lock lock;
-    Id fapl(check(H5Pcreate(H5P_FILE_ACCESS), path_, "creating file properties"));
-    check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST), path_, "setting the file format");
-    Id file(check(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), path_, "creating the file"));
+    Id file = create_file(tmp, path_);
     const hid_t f = file.get();
     const hsize_t n = hsize_t(clips_.size()), S = hsize_t(samples_);
     write_string_attr(f, path_, "format", kAudioShardFormat);

@@ -67,6 +67,59 @@ void write_dataset(hid_t loc, const std::string& path, const char* name, hid_t f
 
 // ---- reading ----------------------------------------------------------------------------
 
+Id create_file(const std::string& tmp, const std::string& path) {
+  Id fapl(check(H5Pcreate(H5P_FILE_ACCESS), path, "creating file properties"));
+  check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST), path, "setting the file format");
+  return Id(check(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), path,
+                  cat("creating temporary file '", tmp, "'")));
+}
+
+Id create_rows(hid_t file, const std::string& path, const char* name, hid_t file_type, const std::vector<hsize_t>& row) {
+  std::vector<hsize_t> dims = {0}, max = {H5S_UNLIMITED}, chunk = {1};
+  for (hsize_t d : row) dims.push_back(d), max.push_back(d), chunk.push_back(d);
+  const int rank = int(dims.size());
+  Id space(check(H5Screate_simple(rank, dims.data(), max.data()), path, cat("creating the ", name, " dataspace")));
+  Id dcpl(check(H5Pcreate(H5P_DATASET_CREATE), path, "creating dataset properties"));
+  check(H5Pset_chunk(dcpl.get(), rank, chunk.data()), path, cat("setting the ", name, " chunking"));
+  check(H5Pset_fletcher32(dcpl.get()), path, cat("setting the ", name, " checksum"));
+  return Id(check(H5Dcreate2(file, name, file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), path,
+                  cat("creating dataset '", name, "'")));
+}
+
+void append_rows(hid_t dset, const std::string& path, const char* name, hid_t mem_type, hsize_t at, hsize_t count,
+                 const void* data) {
+  Id old_space(check(H5Dget_space(dset), path, cat("reading the ", name, " dataspace")));
+  const int rank = check(H5Sget_simple_extent_ndims(old_space.get()), path, cat("reading the ", name, " shape"));
+  std::vector<hsize_t> dims(size_t(rank), 0);
+  H5Sget_simple_extent_dims(old_space.get(), dims.data(), nullptr);
+  dims[0] = at + count;
+  check(H5Dset_extent(dset, dims.data()), path, cat("growing dataset '", name, "'"));
+  Id file_space(check(H5Dget_space(dset), path, cat("reading the ", name, " dataspace")));
+  std::vector<hsize_t> start(size_t(rank), 0), counts = dims;
+  start[0] = at;
+  counts[0] = count;
+  check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, counts.data(), nullptr), path,
+        cat("selecting ", name, " rows"));
+  Id mem_space(check(H5Screate_simple(rank, counts.data(), nullptr), path, "creating a dataspace"));
+  check(H5Dwrite(dset, mem_type, mem_space.get(), file_space.get(), H5P_DEFAULT, data), path,
+        cat("writing ", name, " rows ", at, "..", at + count - 1));
+}
+
+void read_row(hid_t dset, const std::string& path, const char* name, hid_t mem_type, hsize_t index, void* out) {
+  Id file_space(check_read(H5Dget_space(dset), path, cat("reading the ", name, " dataspace")));
+  const int rank = check_read(H5Sget_simple_extent_ndims(file_space.get()), path, cat("reading the ", name, " shape"));
+  std::vector<hsize_t> start(size_t(rank), 0), count(size_t(rank), 0);
+  H5Sget_simple_extent_dims(file_space.get(), count.data(), nullptr);
+  start[0] = index;
+  count[0] = 1;
+  check_read(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr), path,
+             cat("selecting ", name, " row ", index));
+  Id mem_space(check_read(H5Screate_simple(rank - 1, count.data() + 1, nullptr), path, "creating a dataspace"));
+  if (H5Dread(dset, mem_type, mem_space.get(), file_space.get(), H5P_DEFAULT, out) < 0)
+    fail("shard '", path, "': cannot read ", name, " of sample ", index, " (", hdf5_message(),
+         "); the file is corrupted: re-create it");
+}
+
 bool exists(hid_t file, const std::string& name) {
   for (size_t end = name.find('/');; end = name.find('/', end + 1)) {
     std::string prefix = name.substr(0, end);

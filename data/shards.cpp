@@ -47,22 +47,9 @@ ShardWriter::ShardWriter(std::string path, Bucket bucket, ShardLayout layout)
   Hdf5Lock lock;
   auto h = std::make_unique<Handles>();
   try {
-    Id fapl(check(H5Pcreate(H5P_FILE_ACCESS), path_, "creating file properties"));
-    check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST), path_, "setting the file format");
-    h->file = Id(check(H5Fcreate(tmp_path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), path_,
-                       cat("creating temporary file '", tmp_path_, "'")));
-    const std::vector<hsize_t> dims = {0, hsize_t(bucket_.frames), hsize_t(bucket_.height), hsize_t(bucket_.width),
-                                       kChannels};  // grows along the first axis
-    std::vector<hsize_t> max = dims, chunk = dims;
-    max[0] = H5S_UNLIMITED;
-    chunk[0] = 1;
-    Id space(check(H5Screate_simple(5, dims.data(), max.data()), path_, "creating the pixels dataspace"));
-    Id dcpl(check(H5Pcreate(H5P_DATASET_CREATE), path_, "creating dataset properties"));
-    check(H5Pset_chunk(dcpl.get(), 5, chunk.data()), path_, "setting the pixels chunking");
-    check(H5Pset_fletcher32(dcpl.get()), path_, "setting the pixels checksum");
-    h->pixels = Id(check(H5Dcreate2(h->file.get(), "pixels", H5T_STD_U8LE, space.get(), H5P_DEFAULT, dcpl.get(),
-                                    H5P_DEFAULT),
-                         path_, "creating dataset 'pixels'"));
+    h->file = create_file(tmp_path_, path_);
+    h->pixels = create_rows(h->file.get(), path_, "pixels", H5T_STD_U8LE,
+                            {hsize_t(bucket_.frames), hsize_t(bucket_.height), hsize_t(bucket_.width), kChannels});
   } catch (...) {
     h.reset();
     std::error_code ec;
@@ -101,17 +88,7 @@ void ShardWriter::add(const Clip& clip) {
   torch::Tensor pixels = clip.pixels.contiguous();
 
   Hdf5Lock lock;
-  const hsize_t n = hsize_t(size());
-  const std::vector<hsize_t> new_dims = {n + 1, hsize_t(F), hsize_t(H), hsize_t(W), kChannels};
-  check(H5Dset_extent(h_->pixels.get(), new_dims.data()), path_, "growing dataset 'pixels'");
-  Id file_space(check(H5Dget_space(h_->pixels.get()), path_, "reading the pixels dataspace"));
-  std::vector<hsize_t> start = {n, 0, 0, 0, 0}, count = new_dims;
-  count[0] = 1;
-  check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr), path_,
-        "selecting a pixels sample");
-  Id mem_space(check(H5Screate_simple(5, count.data(), nullptr), path_, "creating a dataspace"));
-  check(H5Dwrite(h_->pixels.get(), H5T_NATIVE_UINT8, mem_space.get(), file_space.get(), H5P_DEFAULT, pixels.data_ptr()),
-        path_, cat("writing the pixels of sample ", n));
+  append_rows(h_->pixels.get(), path_, "pixels", H5T_NATIVE_UINT8, hsize_t(size()), 1, pixels.data_ptr());
   captions_.push_back(clip.caption);
   fps_.push_back(clip.fps);
   if (layout_.truth) truths_.push_back(clip.truth);
@@ -328,15 +305,7 @@ torch::Tensor ShardReader::read_pixels(int64_t index) const {
   const hsize_t F = hsize_t(bucket_.frames), H = hsize_t(bucket_.height), W = hsize_t(bucket_.width);
   torch::Tensor pixels = torch::empty({int64_t(F), int64_t(H), int64_t(W), kChannels}, torch::kUInt8);
   Hdf5Lock lock;
-  Id file_space(check_read(H5Dget_space(h_->pixels.get()), path_, "reading the pixels dataspace"));
-  const hsize_t start[5] = {hsize_t(index), 0, 0, 0, 0}, count[5] = {1, F, H, W, kChannels};
-  check_read(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr), path_,
-             "selecting a pixels sample");
-  Id mem_space(check_read(H5Screate_simple(4, count + 1, nullptr), path_, "creating a dataspace"));
-  if (H5Dread(h_->pixels.get(), H5T_NATIVE_UINT8, mem_space.get(), file_space.get(), H5P_DEFAULT,
-              pixels.data_ptr()) < 0)
-    fail("shard '", path_, "': cannot read the pixels of sample ", index, " (", hdf5_message(),
-         "); the file is corrupted: re-create it");
+  read_row(h_->pixels.get(), path_, "pixels", H5T_NATIVE_UINT8, hsize_t(index), pixels.data_ptr());
   return pixels;
 }
 
@@ -357,14 +326,7 @@ torch::Tensor ShardReader::read_audio(int64_t index) const {
   const hsize_t S = hsize_t(layout_.audio_samples);
   torch::Tensor audio = torch::empty({int64_t(S)}, torch::kInt16);
   Hdf5Lock lock;
-  Id file_space(check_read(H5Dget_space(h_->audio.get()), path_, "reading the audio dataspace"));
-  const hsize_t start[2] = {hsize_t(index), 0}, count[2] = {1, S};
-  check_read(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr), path_,
-             "selecting an audio sample");
-  Id mem_space(check_read(H5Screate_simple(1, count + 1, nullptr), path_, "creating a dataspace"));
-  check_read(H5Dread(h_->audio.get(), H5T_NATIVE_INT16, mem_space.get(), file_space.get(), H5P_DEFAULT,
-                     audio.data_ptr()),
-             path_, cat("reading the audio of sample ", index));
+  read_row(h_->audio.get(), path_, "audio", H5T_NATIVE_INT16, hsize_t(index), audio.data_ptr());
   return audio;
 }
 

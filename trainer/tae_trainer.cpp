@@ -47,14 +47,13 @@ model::TaeModel load_tae(const std::string& checkpoint) {
   return tae;
 }
 
-namespace {
-
-// Pixels of clips, uint8 (F, H, W, 3) each -> float (B, 3, F, H, W) in [-1, 1].
 torch::Tensor to_pixels(const std::vector<torch::Tensor>& clips) {
   std::vector<torch::Tensor> xs;
   for (const torch::Tensor& c : clips) xs.push_back(c.permute({3, 0, 1, 2}).to(torch::kFloat32) / 127.5 - 1);
   return torch::stack(xs);
 }
+
+namespace {
 
 void add(TaeScores& s, const torch::Tensor& psnr_b, const torch::Tensor& ssim_b, const torch::Tensor& l1_b) {
   s.psnr += psnr_b.sum().item<double>();

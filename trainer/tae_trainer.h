@@ -30,6 +30,9 @@ model::TaeOptions tae_options(const Recipe& recipe);
 // A TAE built from a checkpoint's own recipe (meta "recipe"), its weights loaded, in eval mode.
 model::TaeModel load_tae(const std::string& checkpoint);
 
+// Pixels of clips, uint8 (F, H, W, 3) each -> float (B, 3, F, H, W) in [-1, 1].
+torch::Tensor to_pixels(const std::vector<torch::Tensor>& clips);
+
 struct TaeScores {
   double psnr = 0, ssim = 0, l1 = 0;  // means over the clips (PSNR in dB, of each clip's MSE)
   int64_t clips = 0;

@@ -88,6 +88,16 @@ void write_int_attr(hid_t loc, const std::string& path, const char* name, int64_
 void write_dataset(hid_t loc, const std::string& path, const char* name, hid_t file_type, hid_t mem_type,
                    const std::vector<hsize_t>& dims, const void* data);
 
+// A new HDF5 file (1.8+ object format) at `tmp`, standing for shard `path` in errors.
+Id create_file(const std::string& tmp, const std::string& path);
+// Dataset `name` of rows shaped `row` (N x row, N growing from 0), one row per chunk, Fletcher-32.
+Id create_rows(hid_t file, const std::string& path, const char* name, hid_t file_type, const std::vector<hsize_t>& row);
+// Writes `count` rows of mem_type from `data` at row `at` of a create_rows dataset, growing it.
+void append_rows(hid_t dset, const std::string& path, const char* name, hid_t mem_type, hsize_t at, hsize_t count,
+                 const void* data);
+// Reads row `index` of a dataset shaped (N, row...) into `out`; UserError (a damaged file) on failure.
+void read_row(hid_t dset, const std::string& path, const char* name, hid_t mem_type, hsize_t index, void* out);
+
 // Reading; a missing or mistyped attribute/dataset is a UserError naming the shard.
 bool exists(hid_t file, const std::string& name);  // "truth/color": every path component exists
 std::string read_string_attr(hid_t file, const std::string& path, const char* name);

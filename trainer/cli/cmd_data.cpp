@@ -6,8 +6,10 @@
 
 #include "common/error.h"
 #include "common/fs.h"
+#include "common/runtime.h"
 #include "data/ingest.h"
 #include "data/synth.h"
+#include "trainer/latent_encode.h"
 #include "trainer/recipe.h"
 #include "trainer/cli/args.h"
 #include "trainer/cli/commands.h"
@@ -123,19 +125,54 @@ int cmd_ingest(int argc, char** argv, int first) {
   return 0;
 }
 
+int cmd_encode(int argc, char** argv, int first) {
+  Command c("[mpirun -np N] reel data encode --tae CKPT --in DIR --out DIR2 [options]",
+            "Encodes a pixel dataset with a trained TAE into latent shards (bf16), one per pixel shard, under\n"
+            "DIR2/train and DIR2/val (or DIR2 when DIR has no splits), with DIR2/latents.json. Under mpirun each\n"
+            "rank encodes every N-th shard; the latents are the same whatever the number of ranks. Complete\n"
+            "latent shards are skipped, so rerunning an interrupted job finishes it.");
+  c.option("tae", "CKPT", "TAE checkpoint: a file, a run directory, its checkpoints/ or its latest file")
+      .option("in", "DIR", "pixel dataset (`reel data synth` or `reel data ingest` output)")
+      .option("out", "DIR2", "output directory")
+      .option("batch", "N", "clips per encoder call (default 8)")
+      .option("tile-frames", "N", "encode clips longer than N frames in temporal tiles of N (default 0: whole)")
+      .option("threads", "N", "intra-op threads per rank (default: the node's cores divided among its ranks)");
+  auto args = c.parse(argc, argv, first);
+  if (!args) return 0;
+  for (const char* required : {"tae", "in", "out"})
+    if (!args->has(required)) fail("--", required, " is required; see `reel data encode --help`");
+  trainer::EncodeOptions o;
+  o.tae = args->get("tae");
+  o.in_dir = args->get("in");
+  o.out_dir = args->get("out");
+  o.batch = int(args->get_int("batch", 8));
+  o.tile_frames = args->get_int("tile-frames", 0);
+  const LaunchInfo launch = launch_info();
+  o.rank = launch.rank;
+  o.world_size = launch.world_size;
+  const int threads = configure_threads(int(args->get_int("threads", 0)));
+  const trainer::EncodeReport r = trainer::encode_dataset(o);
+  std::printf("encode rank %d/%d: %lld of %lld shards, %lld complete before, %lld clips encoded, %d threads (%.1fs)\n",
+              o.rank, o.world_size, static_cast<long long>(r.mine), static_cast<long long>(r.shards),
+              static_cast<long long>(r.already_done), static_cast<long long>(r.samples), threads, r.seconds);
+  return 0;
+}
+
 }  // namespace
 
 int cmd_data(int argc, char** argv, int first) {
   std::string sub = first < argc ? argv[first] : "";
   if (sub == "synth") return cmd_synth(argc, argv, first + 1);
   if (sub == "ingest") return cmd_ingest(argc, argv, first + 1);
+  if (sub == "encode") return cmd_encode(argc, argv, first + 1);
   if (sub == "--help" || sub == "-h") {
     std::printf("usage: reel data <subcommand>\n\nsubcommands:\n"
                 "  synth --out DIR            the synthetic video-text dataset\n"
-                "  ingest SRC... --out DIR    real video, image and audio files into bucketed shards\n");
+                "  ingest SRC... --out DIR    real video, image and audio files into bucketed shards\n"
+                "  encode --tae CKPT --in DIR --out DIR2   a pixel dataset into TAE latent shards (mpirun)\n");
     return 0;
   }
-  fail("unknown `reel data` subcommand '", sub, "'; known: synth, ingest");
+  fail("unknown `reel data` subcommand '", sub, "'; known: synth, ingest, encode");
 }
 
 }  // namespace reel::cli

@@ -26,6 +26,7 @@ const char* kHelp =
     "                                            a TAE's PSNR and SSIM on held-out clips, side-by-side MP4s\n"
     "  data synth --out DIR                      write the synthetic video-text dataset (HDF5 shards)\n"
     "  data ingest SRC... --out DIR              real video, image and audio files into bucketed shards\n"
+    "  data encode --tae CKPT --in DIR --out DIR2  a pixel dataset into TAE latent shards (under mpirun)\n"
     "  bench step RECIPE | bench matmul         measure training-step FLOP/s against the matmul rate\n"
     "  bench comm                                collective times and bandwidths (under mpirun)\n"
     "  bench data RECIPE                         the data loader's samples/s and MB/s\n"
