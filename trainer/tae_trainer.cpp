@@ -2,6 +2,7 @@
 #include "trainer/tae_trainer.h"
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
@@ -13,6 +14,7 @@
 #include "data/shards.h"
 #include "data/video_io.h"
 #include "trainer/checkpoint.h"
+#include "trainer/preemption.h"
 #include "trainer/schedule.h"
 #include "trainer/tae_loss.h"
 #include "trainer/task.h"
@@ -168,8 +170,21 @@ nlohmann::json run_tae_eval(const std::string& checkpoint, const std::string& da
   return j;
 }
 
-TaeTrainer::TaeTrainer(Recipe recipe, bool resume) : recipe_(std::move(recipe)) {
+TaeTrainer::TaeTrainer(Recipe recipe, bool resume, parallel::Mesh* mesh) : recipe_(std::move(recipe)), mesh_(mesh) {
   const TrainerSection& tr = recipe_.trainer;
+  if (mesh_) {
+    const parallel::ParallelDims& d = mesh_->dims();
+    if (d.tp != 1 || d.cp != 1)
+      fail(recipe_.source, ": the TAE (model.name: tae) trains data-parallel only: parallel.tp = ", d.tp,
+           " and parallel.cp = ", d.cp, " must be 1 (every rank holds the whole TAE)");
+    parallel::Communicator& group = mesh_->group(parallel::MeshGroup::kDp);
+    rank_ = group.rank();
+    ranks_ = group.size();
+    if (ranks_ > 1) dp_ = std::make_unique<parallel::DataParallel>(group);
+  }
+  if (const char* step = std::getenv("REEL_TEST_PREEMPT_AT_STEP"); step != nullptr && writer()) {
+    test_preempt_step_ = std::stoll(step);
+  }
   const int threads = configure_threads(static_cast<int>(tr.threads));
   train_data_ = std::make_shared<const data::Dataset>(data::Dataset::open(recipe_.data.dir + "/train"));
   val_data_ = std::make_shared<const data::Dataset>(data::Dataset::open(recipe_.data.dir + "/val"));
@@ -206,22 +221,44 @@ TaeTrainer::TaeTrainer(Recipe recipe, bool resume) : recipe_(std::move(recipe)) 
   } else if (resume) {
     log_info("--resume: no checkpoint in ", checkpoints, " yet; starting from step 0");
   }
+  if (dp_) {  // every replica starts from rank 0's weights (they are equal already: same seed or file)
+    dp_->broadcast_parameters(tae_->parameters());
+    if (disc_) dp_->broadcast_parameters(disc_->parameters());
+  }
   data::LoaderOptions lo;
-  lo.batch_size = static_cast<int>(recipe_.data.batch_size);
+  lo.batch_size = static_cast<int>(parallel::per_rank_batch(recipe_.data.batch_size, ranks_));
+  lo.rank = rank_;
+  lo.world_size = ranks_;
   lo.seed = recipe_.seed;
   lo.workers = static_cast<int>(recipe_.data.workers);
   lo.prefetch = static_cast<int>(recipe_.data.prefetch);
   lo.image_ratio = recipe_.data.image_ratio;
   loader_ = std::make_unique<data::Loader>(train_data_, lo, start);
-  write_file_atomic(recipe_.run.dir + "/recipe.yaml", to_yaml(recipe_));
-  metrics_ = std::make_unique<MetricsLog>(recipe_.run.dir + "/metrics.jsonl");
+  if (writer()) {
+    write_file_atomic(recipe_.run.dir + "/recipe.yaml", to_yaml(recipe_));
+    metrics_ = std::make_unique<MetricsLog>(recipe_.run.dir + "/metrics.jsonl");
+  }
   int64_t params = 0;
   for (const auto& p : tae_->parameters()) params += p.numel();
   log_info("reel ", version(), " (", git_commit(), ")  threads ", threads);
   log_info("model tae: ", params, " parameters (formula ", model::tae_param_count(options), "), compression ",
            options.compression[0], "x", options.compression[1], "x", options.compression[2], ", ",
            options.latent_channels, " latent channels  data: ", train_data_->size(), " train / ", val_data_->size(),
-           " val clips");
+           " val clips", ranks_ > 1 ? cat("  ", ranks_, " data-parallel ranks") : std::string());
+}
+
+// Gradients averaged over the data-parallel ranks, and the logged scalars with them, so that rank
+// 0 logs the whole batch's values.
+void TaeTrainer::average_gradients(torch::nn::Module& module, nlohmann::json& rec, const char* loss_key) {
+  if (!dp_) return;
+  rec[loss_key] = dp_->average_gradients(module.parameters(), rec[loss_key].get<double>());
+}
+
+int TaeTrainer::agreed_preemption_signal() {
+  if (!mesh_) return preemption_signal();
+  torch::Tensor signal = torch::tensor({static_cast<double>(preemption_signal())}, torch::kFloat64);
+  mesh_->world().all_reduce(signal, parallel::ReduceOp::kMax);
+  return static_cast<int>(signal.item<double>());
 }
 
 void TaeTrainer::train_step(nlohmann::json& rec) {
@@ -237,7 +274,11 @@ void TaeTrainer::train_step(nlohmann::json& rec) {
   const torch::Tensor& x = batch.pixels;
   at::Generator gen = at::detail::createCPUGenerator(mix_seed(recipe_.seed, static_cast<uint64_t>(step_) + 1000));
   auto [mean, logvar] = tae_->encode(x);
-  torch::Tensor z = mean + torch::exp(0.5 * logvar) * torch::randn(mean.sizes(), gen);
+  // The whole global batch's noise, of which this rank takes its rows: the same as one process.
+  std::vector<int64_t> noise_shape = mean.sizes().vec();
+  noise_shape[0] *= ranks_;
+  const torch::Tensor noise = torch::randn(noise_shape, gen).narrow(0, rank_ * mean.size(0), mean.size(0));
+  torch::Tensor z = mean + torch::exp(0.5 * logvar) * noise;
   torch::Tensor recon = tae_->decode(z, x.size(2));
   torch::Tensor l1 = (x - recon).abs().mean(), l2 = (x - recon).pow(2).mean();
   torch::Tensor grad = gradient_loss(x, recon), kl = kl_loss(mean, logvar);
@@ -257,28 +298,40 @@ void TaeTrainer::train_step(nlohmann::json& rec) {
     loss = loss + w.adversarial * g_adv;
     rec["adversarial"] = g_adv.item<double>();
   }
+  rec["loss"] = loss.item<double>();
+  rec["psnr"] = psnr(x, recon.detach().clamp(-1, 1)).mean().item<double>();
+  if (dp_) {  // the parts of the loss, averaged over the ranks (one small all-reduce)
+    std::vector<std::string> keys;
+    std::vector<double> values;
+    for (const auto& [key, value] : rec.items())
+      if (key != "loss") keys.push_back(key), values.push_back(value.get<double>());
+    torch::Tensor t = torch::tensor(values, torch::kFloat64);
+    dp_->group().all_reduce(t, parallel::ReduceOp::kSum);
+    for (size_t i = 0; i < keys.size(); ++i) rec[keys[i]] = t[int64_t(i)].item<double>() / ranks_;
+  }
   opt_->zero_grad();
   loss.backward();
+  average_gradients(*tae_, rec, "loss");
   const double norm = torch::nn::utils::clip_grad_norm_(tae_->parameters(), tr.grad_clip > 0 ? tr.grad_clip : 1e30);
   opt_->step();
   if (adversarial) {
     disc_opt_->zero_grad();
     torch::Tensor d_loss = hinge_real(disc_->forward(x)) + hinge_fake(disc_->forward(recon.detach()));
     d_loss.backward();
-    disc_opt_->step();
     rec["disc_loss"] = d_loss.item<double>();
+    average_gradients(*disc_, rec, "disc_loss");
+    disc_opt_->step();
   }
   ++step_;
   rec["step"] = step_;
-  rec["loss"] = loss.item<double>();
   rec["lr"] = rate;
   rec["grad_norm"] = norm;
-  rec["psnr"] = psnr(x, recon.detach().clamp(-1, 1)).mean().item<double>();
-  rec["samples"] = x.size(0);
+  rec["samples"] = x.size(0) * ranks_;
 }
 
 RunEnd TaeTrainer::run() {
   const TrainerSection& tr = recipe_.trainer;
+  install_preemption_handlers();
   tae_->train();
   double seconds = 0;
   while (step_ < tr.steps) {
@@ -289,13 +342,13 @@ RunEnd TaeTrainer::run() {
     seconds += dt;
     rec["samples_per_s"] = rec["samples"].get<double>() / dt;
     std::string val_text;
-    if (step_ % tr.val_every == 0 || step_ == tr.steps) {
+    if (writer() && (step_ % tr.val_every == 0 || step_ == tr.steps)) {
       const TaeValidation v = validate_tae(tae_, *val_data_, tr.val_samples, recipe_.data.batch_size);
       rec["val_psnr"] = v.all.psnr;
       rec["val_ssim"] = v.all.ssim;
       val_text = cat(" | val PSNR ", printed("%.2f", v.all.psnr), " dB SSIM ", printed("%.4f", v.all.ssim));
     }
-    if (step_ % tr.log_every == 0 || step_ == tr.steps || !val_text.empty()) {
+    if (writer() && (step_ % tr.log_every == 0 || step_ == tr.steps || !val_text.empty())) {
       const double eta = seconds / static_cast<double>(step_) * static_cast<double>(tr.steps - step_);
       log_info("step ", step_, "/", tr.steps, " | loss ", printed("%.4f", rec["loss"].get<double>()), " | L1 ",
                printed("%.4f", rec["l1"].get<double>()), " | PSNR ", printed("%.2f", rec["psnr"].get<double>()),
@@ -303,12 +356,23 @@ RunEnd TaeTrainer::run() {
                " samples/s | ETA ", format_duration(eta), val_text);
       metrics_->write(rec);
     }
-    if (step_ % tr.ckpt_every == 0 || step_ == tr.steps) save_checkpoint();
+    if (step_ == test_preempt_step_) request_preemption(SIGUSR1);
+    const int signal = agreed_preemption_signal();
+    if (step_ % tr.ckpt_every == 0 || step_ == tr.steps || signal != 0) save_checkpoint();
+    if (signal != 0 && step_ < tr.steps) {
+      log_info("stopped by signal ", signal, " after step ", step_, " with its checkpoint written; exit code ",
+               kPreemptedExit, ": `reel train ... --resume` continues");
+      return RunEnd::kPreempted;
+    }
   }
   return RunEnd::kFinished;
 }
 
 void TaeTrainer::save_checkpoint() {
+  if (!writer()) {  // rank 0 writes the whole file (every replica holds the same state)
+    mesh_->world().barrier();
+    return;
+  }
   Checkpoint ckpt;
   ckpt.step = step_;
   add_module_state(*tae_, "model/", ckpt);
@@ -333,6 +397,7 @@ void TaeTrainer::save_checkpoint() {
     prune_checkpoints(recipe_.run.dir, static_cast<int>(recipe_.trainer.keep_last), recipe_.trainer.keep_every);
   }
   log_info("checkpoint ", path);
+  if (mesh_) mesh_->world().barrier();
 }
 
 data::LoaderPosition TaeTrainer::load_checkpoint(const std::string& path) {

@@ -18,6 +18,8 @@
 
 #include "data/loader.h"
 #include "model/tae.h"
+#include "parallel/data_parallel.h"
+#include "parallel/mesh.h"
 #include "trainer/metrics.h"
 #include "trainer/recipe.h"
 #include "trainer/trainer.h"
@@ -60,8 +62,12 @@ nlohmann::json run_tae_eval(const std::string& checkpoint, const std::string& da
 class TaeTrainer {
  public:
   // Opens the data, builds the TAE (and discriminator), resumes from the run's latest checkpoint
-  // with `resume`. UserError for a bad dataset, options or checkpoint.
-  TaeTrainer(Recipe recipe, bool resume);
+  // with `resume`. UserError for a bad dataset, options or checkpoint. Under mpirun (`mesh`), the
+  // data-parallel ranks (dp_replicate x dp_shard; tp and cp must be 1) each hold the whole TAE,
+  // take their part of every global batch and average their gradients, so every step is the one
+  // process's step on the whole batch (the noise of the KL latent included). Rank 0 validates,
+  // logs and writes the checkpoints.
+  TaeTrainer(Recipe recipe, bool resume, parallel::Mesh* mesh = nullptr);
   RunEnd run();
   int64_t step() const { return step_; }
 
@@ -69,6 +75,9 @@ class TaeTrainer {
   void train_step(nlohmann::json& rec);
   void save_checkpoint();
   data::LoaderPosition load_checkpoint(const std::string& path);
+  void average_gradients(torch::nn::Module& module, nlohmann::json& rec, const char* loss_key);
+  int agreed_preemption_signal();
+  bool writer() const { return rank_ == 0; }
 
   Recipe recipe_;
   model::TaeModel tae_{nullptr};
@@ -78,6 +87,10 @@ class TaeTrainer {
   std::unique_ptr<data::Loader> loader_;
   std::unique_ptr<MetricsLog> metrics_;
   int64_t step_ = 0;
+  parallel::Mesh* mesh_ = nullptr;
+  std::unique_ptr<parallel::DataParallel> dp_;  // over the data-parallel ranks, when there are several
+  int rank_ = 0, ranks_ = 1;                    // in that group
+  int64_t test_preempt_step_ = -1;              // REEL_TEST_PREEMPT_AT_STEP
 };
 
 }  // namespace reel::trainer

@@ -1,6 +1,7 @@
 # The temporal autoencoder trains from its recipe (with the outlier penalty and the adversarial
-# loss switched on after a warm-up step), resumes exactly (the discriminator included), and
-# `reel eval tae` scores a checkpoint and writes side-by-side MP4s. Bad TAE options are refused.
+# loss switched on after a warm-up step), resumes exactly (the discriminator included), trains
+# data-parallel on 2 ranks as one process does, stops on SIGUSR1 with a checkpoint and exit 75,
+# and `reel eval tae` scores a checkpoint and writes side-by-side MP4s. Bad TAE options are refused.
 source "$(dirname "$0")/lib/common.bash"
 make_tiny_data
 R=recipes/tiny/tae.yaml
@@ -47,6 +48,40 @@ for f in e["side_by_side"]:
     assert os.path.getsize(f"{w}/eval/{f}") > 0, f
 assert sorted(e["side_by_side"]) == ["1x8x8_0.mp4", "4x8x8_0.mp4"], e["side_by_side"]
 PY
+
+# Data-parallel: 2 ranks, each 2 of the 4 clips of every step, take the one process's steps: the
+# same losses, gradient norm (of the averaged gradients) and discriminator loss (the
+# discriminator on from the first step, so step 2 shows its averaged update) to 1e-4. Later steps
+# drift apart slowly through float summation order (Adam magnifies it in near-zero gradients).
+for run in one_adv:1 dp_adv:2; do
+  reel_on "${run#*:}" train $R "${ARGS[@]}" run.dir="$WORK/${run%:*}" trainer.steps=2 tae_loss.adversarial_start=0 \
+    > "$WORK/${run%:*}.log" 2>&1 || die "$(cat "$WORK/${run%:*}.log")"
+done
+grep -q "2 data-parallel ranks" "$WORK/dp_adv.log" || die "not data-parallel: $(cat "$WORK/dp_adv.log")"
+python3 - "$WORK" <<'PY'
+import json, sys
+w = sys.argv[1]
+recs = lambda run: {r["step"]: r for r in map(json.loads, open(f"{w}/{run}/metrics.jsonl"))}
+a, b = recs("one_adv"), recs("dp_adv")
+assert sorted(a) == sorted(b) == [1, 2], (sorted(a), sorted(b))
+for s in a:
+    for k in ("loss", "l1", "l2", "kl", "outlier", "psnr", "grad_norm", "adversarial", "disc_loss", "val_psnr"):
+        assert (k in a[s]) == (k in b[s]), (s, k)
+        if k in a[s]:
+            assert abs(a[s][k] - b[s][k]) <= 1e-4 * max(1.0, abs(a[s][k])), f"step {s} {k}: {a[s][k]} vs {b[s][k]}"
+PY
+[ $? = 0 ] || die "2 ranks differ from one process"
+
+# Preempted (SIGUSR1 after step 2, as Slurm sends it) under mpirun: a checkpoint, exit 75, and the
+# resumed run ends exactly where an uninterrupted 2-rank run does.
+reel_on 2 train $R "${ARGS[@]}" run.dir="$WORK/dp2" > "$WORK/dp2.log" 2>&1 || die "$(cat "$WORK/dp2.log")"
+rc=0
+REEL_TEST_PREEMPT_AT_STEP=2 reel_on 2 train $R "${ARGS[@]}" run.dir="$WORK/pre" > "$WORK/pre.log" 2>&1 || rc=$?
+[ "$rc" = 75 ] || die "expected exit 75, got $rc: $(cat "$WORK/pre.log")"
+[ -f "$WORK/pre/checkpoints/step_00000002.h5" ] || die "no checkpoint at the preemption"
+reel_on 2 train $R "${ARGS[@]}" run.dir="$WORK/pre" --resume > "$WORK/pre2.log" 2>&1 || die "$(cat "$WORK/pre2.log")"
+h5diff "$WORK/dp2/checkpoints/step_00000006.h5" "$WORK/pre/checkpoints/step_00000006.h5" /model /model ||
+  die "the preempted and resumed run differs"
 
 expect_exit 2 "model.tae.compression \(t\) = 3 must be a power of 2" -- \
   "$REEL" train $R "${ARGS[@]}" "model.tae.compression=[3,4,4]" run.dir="$WORK/bad"

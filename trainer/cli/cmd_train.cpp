@@ -27,11 +27,7 @@ int cmd_train(int argc, char** argv, int first) {
   auto launch = TrainingLaunch::start(args->positionals()[0], overrides);
   if (!launch) return kUserErrorExit;
   if ((*launch)->recipe().model.name == "tae") {  // the temporal autoencoder
-    if ((*launch)->mesh() != nullptr) {
-      fail((*launch)->recipe().source, ": the TAE (model.name: tae) trains on one process for now; run it ",
-           "without mpirun");
-    }
-    trainer::TaeTrainer t((*launch)->recipe(), args->flag("resume"));
+    trainer::TaeTrainer t((*launch)->recipe(), args->flag("resume"), (*launch)->mesh());
     return t.run() == trainer::RunEnd::kPreempted ? trainer::kPreemptedExit : 0;
   }
   trainer::Trainer t((*launch)->recipe(), args->flag("resume"), (*launch)->mesh());
