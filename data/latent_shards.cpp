@@ -17,8 +17,6 @@ using namespace detail;
 
 namespace {
 
-constexpr const char* kLatentFormat = "reel-latent-shard-1";
-
 std::string shape_name(const std::array<int64_t, 4>& s) { return cat(s[0], "x", s[1], "x", s[2], "x", s[3]); }
 
 std::array<int64_t, 4> parse_shape(const std::string& text, const std::string& path) {
@@ -98,7 +96,7 @@ void LatentShardWriter::close() {
     Hdf5Lock lock;
     const hid_t file = h_->file.get();
     const hsize_t n = hsize_t(size());
-    write_string_attr(file, path_, "format", kLatentFormat);
+    write_string_attr(file, path_, "format", kLatentShardFormat);
     write_string_attr(file, path_, "bucket", info_.bucket.name());
     write_string_attr(file, path_, "latent", shape_name(info_.latent));
     write_string_attr(file, path_, "dtype", "bfloat16");
@@ -134,7 +132,7 @@ LatentShardReader::LatentShardReader(const std::string& path) : path_(path) {
   if (file < 0) fail("'", path_, "' is not a readable HDF5 file (", hdf5_message(), "); re-create it with `reel data encode`");
   h->file = Id(file);
   const std::string format = read_string_attr(file, path_, "format");
-  if (format != kLatentFormat) fail("'", path_, "' has format '", format, "', but a latent shard is '", kLatentFormat, "'");
+  if (format != kLatentShardFormat) fail("'", path_, "' has format '", format, "', but a latent shard is '", kLatentShardFormat, "'");
   try {
     info_.bucket = Bucket::parse(read_string_attr(file, path_, "bucket"));
   } catch (const UserError& e) {

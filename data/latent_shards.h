@@ -27,6 +27,8 @@
 
 namespace reel::data {
 
+constexpr const char* kLatentShardFormat = "reel-latent-shard-1";
+
 struct LatentShardInfo {
   Bucket bucket;                  // the pixel bucket
   std::array<int64_t, 4> latent;  // C, T, H, W

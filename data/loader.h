@@ -14,14 +14,17 @@
 #include <thread>
 #include <vector>
 
+#include "data/latent_shards.h"
 #include "data/shards.h"
 #include "data/synth.h"
 
 namespace reel::data {
 
-// All shards under one directory (e.g. OUT/train), opened once. Global indices run over the
-// shards ordered by (bucket, file name), so the indices of one bucket are contiguous and their
-// order is stable. Immutable after open(); all methods are thread-safe.
+// All shards under one directory (e.g. OUT/train), opened once: pixel shards ("reel-shard-1") or
+// latent shards ("reel-latent-shard-1", from `reel data encode`), not both. Global indices run over
+// the shards ordered by (bucket, file name), so the indices of one bucket are contiguous and their
+// order is stable. A latent dataset's buckets are its latents' T x H x W. Immutable after open();
+// all methods are thread-safe.
 class Dataset {
  public:
   struct BucketRange {
@@ -30,8 +33,14 @@ class Dataset {
   };
 
   // Opens every *.h5 file directly under `dir`. UserError if the directory is missing, holds no
-  // shards, or a shard is bad (the message names it).
+  // shards, mixes pixel and latent shards or latent shapes of one bucket, or a shard is bad (the
+  // message names it).
   static Dataset open(const std::string& dir);
+
+  bool latents() const { return !latent_shards_.empty(); }
+  int64_t channels() const;  // 3 (RGB) for pixels, C for latents
+  // The model's input for a sample: float (C, F, H, W), pixels scaled to [-1, 1] or the latents.
+  torch::Tensor read_input(int64_t index) const;
 
   const std::string& dir() const { return dir_; }
   int64_t size() const { return offsets_.empty() ? 0 : offsets_.back(); }
@@ -39,24 +48,29 @@ class Dataset {
   const std::vector<BucketRange>& bucket_ranges() const { return ranges_; }  // same order
   const std::vector<std::shared_ptr<ShardReader>>& shards() const { return shards_; }  // index order
 
-  // UserError if index is outside [0, size()).
+  // UserError if index is outside [0, size()); get, truth and locate also for a latent dataset.
   Clip get(int64_t index) const;  // reads the pixels
   Bucket bucket_of(int64_t index) const;
   const std::string& caption(int64_t index) const;  // no I/O
+  int fps(int64_t index) const;                     // no I/O
   const Truth& truth(int64_t index) const;          // no I/O
   // The shard holding `index` and the index inside it.
   std::pair<const ShardReader*, int64_t> locate(int64_t index) const;
 
  private:
   std::string dir_;
-  std::vector<std::shared_ptr<ShardReader>> shards_;
+  std::pair<size_t, int64_t> find(int64_t index) const;  // shard and index inside it
+  void check_pixels(const char* what) const;
+  std::vector<std::shared_ptr<ShardReader>> shards_;                // pixel datasets
+  std::vector<std::shared_ptr<LatentShardReader>> latent_shards_;  // latent datasets
   std::vector<int64_t> offsets_;  // offsets_[s] = first global index after shard s
   std::vector<BucketRange> ranges_;
 };
 
 struct Batch {
   Bucket bucket;
-  torch::Tensor pixels;               // float32 (B, 3, F, H, W) scaled to [-1, 1]: x / 127.5 - 1
+  torch::Tensor pixels;               // float32 (B, 3, F, H, W) scaled to [-1, 1]: x / 127.5 - 1; of a
+                                      // latent dataset, its latents (B, C, T, H, W)
   std::vector<std::string> captions;  // raw captions, B
   torch::Tensor fps;                  // int64 (B)
   std::vector<int64_t> indices;       // global dataset indices, B, for exact-resume tests
@@ -75,6 +89,10 @@ struct LoaderOptions {
   // (cycling through them again when it needs more than there are).
   double image_ratio = -1;
   bool pin_memory = false;       // page-locked batch tensors, for fast copies to a GPU (CUDA builds)
+  // > 0: a constant budget of frames x height x width elements per global batch instead of
+  // batch_size: each bucket's global batch is floor(budget / (F x H x W)) samples, rounded down to
+  // a multiple of world_size (at least world_size), so images come in larger batches than clips.
+  int64_t budget = 0;
 };
 
 // The next global batch to produce: batch `batch` of epoch `epoch`.
@@ -107,9 +125,11 @@ class Loader {
   LoaderPosition position() const;  // after the last batch returned by next(): save it in checkpoints
   int64_t batches_per_epoch() const { return batches_per_epoch_; }
 
-  // The global indices of global batch `position` (all ranks, batch_size * world_size), a pure
-  // function of the dataset, seed, batch_size and world_size. UserError outside an epoch.
+  // The global indices of global batch `position` (all ranks), a pure function of the dataset,
+  // seed, batch_size (or budget) and world_size. UserError outside an epoch.
   std::vector<int64_t> global_batch(LoaderPosition position) const;
+  // The global batch size of a bucket (batch_size x world_size, or from the budget).
+  int64_t global_batch_size(const Bucket& bucket) const;
 
  private:
   struct Plan;  // one epoch's permuted indices and batch order
@@ -124,7 +144,8 @@ class Loader {
 
   std::shared_ptr<const Dataset> data_;
   LoaderOptions options_;
-  int64_t global_batch_size_ = 0, batches_per_epoch_ = 0;
+  std::vector<int64_t> range_batch_;  // global batch size per bucket range of the dataset
+  int64_t batches_per_epoch_ = 0;
   int64_t image_batches_ = -1;  // image batches per epoch when image_ratio >= 0
 
   mutable std::mutex mutex_;

@@ -198,6 +198,16 @@ void ShardWriter::write_truth(int64_t file) {
     write_dataset(g, path_, "centers", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {n, F, 2}, centers.data());
 }
 
+std::string shard_format(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) fail("shard '", path, "' does not exist or is not a regular file");
+  Hdf5Lock lock;
+  const hid_t raw = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (raw < 0) fail("'", path, "' is not a readable HDF5 file (", hdf5_message(), "); re-create it");
+  Id file(raw);
+  return read_string_attr(file.get(), path, "format");
+}
+
 // ---- ShardReader ----------------------------------------------------------------------------
 
 struct ShardReader::Handles {

@@ -89,6 +89,10 @@ class ShardWriter {
   std::vector<uint8_t> has_audio_;
 };
 
+// The "format" attribute of an HDF5 file ("reel-shard-1", "reel-latent-shard-1", ...); UserError
+// naming the file if it is not a readable HDF5 file or has no format attribute.
+std::string shard_format(const std::string& path);
+
 // Reads one shard. Opening checks the whole structure and loads captions, fps and truth; pixels
 // are read on demand by hyperslab. All methods are thread-safe.
 class ShardReader {

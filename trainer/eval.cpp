@@ -26,7 +26,8 @@ nlohmann::json run_eval(const std::string& checkpoint, const std::string& out_di
   GenerateOptions g;
   g.steps = opt.steps > 0 ? opt.steps : static_cast<int>(r.eval.steps);
   g.cfg = opt.cfg >= 0 ? opt.cfg : r.eval.cfg;
-  g.bucket = data::Bucket::parse(r.sample.bucket);
+  const data::Bucket pixels = data::Bucket::parse(r.sample.bucket);
+  g.bucket = m.decoder->model_bucket(pixels);
   g.fps = r.sample.fps;
   g.flow = flow_options(r);
 
@@ -38,12 +39,12 @@ nlohmann::json run_eval(const std::string& checkpoint, const std::string& out_di
     seeds.push_back(p.seed);
   }
   log_info("eval: ", set.size(), " prompts, ", g.steps, " steps, cfg ", g.cfg, ", bucket ",
-           g.bucket.name(), ", ", m.ema ? "EMA" : "raw", " weights of step ", m.step);
-  torch::Tensor clips = PixelDecoder().decode(generate(m.model, prompts, seeds, g));
+           pixels.name(), ", ", m.ema ? "EMA" : "raw", " weights of step ", m.step);
+  torch::Tensor clips = m.decoder->decode(generate(m.model, prompts, seeds, g), pixels.frames);
 
   std::vector<std::array<uint8_t, 3>> palette;
   for (size_t c = 0; c < data::color_names().size(); ++c) palette.push_back(data::color_rgb(static_cast<int>(c)));
-  const bool video = g.bucket.frames > 1;
+  const bool video = pixels.frames > 1;
   int color_ok = 0, motion_ok = 0, shape_ok = 0;
   nlohmann::json per_prompt = nlohmann::json::array();
   for (size_t i = 0; i < set.size(); ++i) {
@@ -75,7 +76,7 @@ nlohmann::json run_eval(const std::string& checkpoint, const std::string& out_di
                            {"step", m.step},
                            {"ema", m.ema},
                            {"prompts", set.size()},
-                           {"sampler", {{"steps", g.steps}, {"cfg", g.cfg}, {"bucket", g.bucket.name()}}},
+                           {"sampler", {{"steps", g.steps}, {"cfg", g.cfg}, {"bucket", pixels.name()}}},
                            {"color_accuracy", color_ok / n},
                            {"motion_accuracy", video ? nlohmann::json(motion_ok / n) : nlohmann::json(nullptr)},
                            {"shape_accuracy", shape_ok / n}};

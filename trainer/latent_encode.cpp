@@ -72,7 +72,8 @@ EncodeReport encode_dataset(const EncodeOptions& o) {
   REEL_CHECK(o.world_size >= 1 && o.rank >= 0 && o.rank < o.world_size, "bad rank ", o.rank, " of ", o.world_size);
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<Job> jobs = list_jobs(o);
-  const std::string ckpt = resolve_checkpoint_argument(o.tae);
+  // Absolute: a model trained on these latents finds its decoder through it (latents.json).
+  const std::string ckpt = fs::absolute(resolve_checkpoint_argument(o.tae)).lexically_normal().string();
   model::TaeModel tae = load_tae(ckpt);
   const model::TaeOptions& to = tae->options();
   if (o.tile_frames > 0 && o.tile_frames % to.compression[0] != 0)

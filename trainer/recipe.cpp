@@ -139,6 +139,7 @@ void visit_fields(V& v, S& s) {
     v.value("batch_size", s.batch_size, at_least(1));
     v.value("workers", s.workers, at_least(0));
     v.value("prefetch", s.prefetch, at_least(1));
+    v.value("batch_budget", s.batch_budget, at_least(0));
     v.value("image_ratio", s.image_ratio, at_least(-1.0));
     v.section("buckets", s.buckets);
   } else if constexpr (std::is_same_v<T, BucketsSection>) {

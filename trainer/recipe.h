@@ -97,6 +97,8 @@ struct DataSection {
   int64_t batch_size = 16;              // global samples per micro-batch, >= 1
   int64_t workers = 2;                  // loader threads, >= 0 (0 = load on the training thread)
   int64_t prefetch = 4;                 // batches prepared ahead, >= 1
+  int64_t batch_budget = 0;             // > 0: frames x height x width elements per global batch
+                                        // instead of batch_size (data/loader.h), >= 0
   double image_ratio = -1;              // image (1-frame) batches per video batch in an epoch
                                         // (Movie Gen's 768 px stage: 0.1); < 0: as the data holds them
   BucketsSection buckets;               // what `reel data ingest` produces

@@ -11,13 +11,26 @@
 #include "model/registry.h"
 #include "trainer/checkpoint.h"
 #include "trainer/schedule.h"
+#include "trainer/tae_trainer.h"
 #include "trainer/task.h"
 
 namespace reel::trainer {
 
-torch::Tensor PixelDecoder::decode(const torch::Tensor& x) {
+torch::Tensor PixelDecoder::decode(const torch::Tensor& x, int64_t) {
   // (B, 3, F, H, W) -> (B, F, H, W, 3)
   return x.detach().clamp(-1, 1).add(1).mul(127.5).round().to(torch::kUInt8).permute({0, 2, 3, 4, 1}).contiguous();
+}
+
+torch::Tensor TaeDecoder::decode(const torch::Tensor& x, int64_t frames) {
+  torch::NoGradGuard no_grad;
+  const int64_t tile = 4;  // latent frames per decoded tile, overlapping by 2 (model/tae.h)
+  torch::Tensor pixels = x.size(2) > tile ? tae_->decode_tiled(x, frames, tile, 2) : tae_->decode(x, frames);
+  return PixelDecoder().decode(pixels, frames);
+}
+
+data::Bucket TaeDecoder::model_bucket(const data::Bucket& pixels) const {
+  const auto [t, h, w] = tae_->latent_shape(pixels.frames, pixels.height, pixels.width);
+  return {int(t), int(h), int(w)};
 }
 
 InferenceModel load_inference_model(const std::string& argument) {
@@ -29,6 +42,18 @@ InferenceModel load_inference_model(const std::string& argument) {
   m.recipe = parse_recipe_text(recipe_text->second, path + ":recipe", {}, /*check_paths=*/false);
   m.step = ckpt.step;
   m.path = path;
+  m.decoder = std::make_shared<PixelDecoder>();
+  if (m.recipe.model.in_channels != 3) {  // a latent model: its TAE decodes
+    auto tae = ckpt.meta.find("latent_tae");
+    if (tae == ckpt.meta.end())
+      fail(path, ": this model generates ", m.recipe.model.in_channels, "-channel latents but the checkpoint names no ",
+           "TAE to decode them (meta latent_tae, taken from the dataset's latents.json)");
+    model::TaeModel decoder = load_tae(resolve_checkpoint_argument(tae->second));
+    if (decoder->options().latent_channels != m.recipe.model.in_channels)
+      fail(path, ": its TAE '", tae->second, "' has ", decoder->options().latent_channels, " latent channels, the model ",
+           m.recipe.model.in_channels);
+    m.decoder = std::make_shared<TaeDecoder>(decoder);
+  }
   const model::ModelSpec& spec = model::find_model(m.recipe.model.name);
   m.model = spec.build(t2v_options(m.recipe));
   load_module_state(*m.model, ckpt, "model/");

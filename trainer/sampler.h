@@ -11,24 +11,39 @@
 
 #include "data/synth.h"
 #include "model/t2v.h"
+#include "model/tae.h"
 #include "trainer/flow_matching.h"
 #include "trainer/recipe.h"
 
 namespace reel::trainer {
 
-// Turns model-space tensors into RGB frames. The tiny recipes work on pixels (PixelDecoder);
-// the temporal autoencoder's decoder implements the same interface.
+// Turns model-space tensors into RGB frames: pixels as they are (PixelDecoder), or latents
+// through the temporal autoencoder's decoder (TaeDecoder).
 class Decoder {
  public:
   virtual ~Decoder() = default;
-  // x float (B, C, F', H', W') in model space -> uint8 (B, F, H, W, 3).
-  virtual torch::Tensor decode(const torch::Tensor& x) = 0;
+  // x float (B, C, F', H', W') in model space -> uint8 (B, F, H, W, 3) with `frames` frames.
+  virtual torch::Tensor decode(const torch::Tensor& x, int64_t frames) = 0;
+  // The model-space shape of clips of a pixel bucket (what to generate for it).
+  virtual data::Bucket model_bucket(const data::Bucket& pixels) const = 0;
 };
 
 // Pixels in [-1, 1] -> uint8 [0, 255].
 class PixelDecoder : public Decoder {
  public:
-  torch::Tensor decode(const torch::Tensor& x) override;
+  torch::Tensor decode(const torch::Tensor& x, int64_t frames = 0) override;
+  data::Bucket model_bucket(const data::Bucket& pixels) const override { return pixels; }
+};
+
+// Latents -> pixels through a TAE (temporal tiling for long clips, Movie Gen's defaults).
+class TaeDecoder : public Decoder {
+ public:
+  explicit TaeDecoder(model::TaeModel tae) : tae_(std::move(tae)) {}
+  torch::Tensor decode(const torch::Tensor& x, int64_t frames) override;
+  data::Bucket model_bucket(const data::Bucket& pixels) const override;
+
+ private:
+  model::TaeModel tae_;
 };
 
 // A model ready for sampling: weights from a checkpoint (EMA when the checkpoint has them).
@@ -38,6 +53,7 @@ struct InferenceModel {
   int64_t step = 0;
   bool ema = false;        // whether EMA weights were loaded
   std::string path;
+  std::shared_ptr<Decoder> decoder;  // pixels, or the TAE of a latent model (meta "latent_tae")
 };
 InferenceModel load_inference_model(const std::string& checkpoint_path);  // any resolve_checkpoint_argument() form
 

@@ -189,6 +189,11 @@ TaeTrainer::TaeTrainer(Recipe recipe, bool resume, parallel::Mesh* mesh) : recip
   train_data_ = std::make_shared<const data::Dataset>(data::Dataset::open(recipe_.data.dir + "/train"));
   val_data_ = std::make_shared<const data::Dataset>(data::Dataset::open(recipe_.data.dir + "/val"));
   const model::TaeOptions options = tae_options(recipe_);
+  for (const auto* d : {train_data_.get(), val_data_.get()})
+    if (d->latents() || d->channels() != options.in_channels)
+      fail(recipe_.source, ": the TAE trains on pixels, but dataset '", d->dir(), "' holds ",
+           d->latents() ? "latents (`reel data encode` output)" : cat(d->channels(), "-channel clips"),
+           "; point data.dir at a pixel dataset");
   for (const data::Bucket& b : train_data_->buckets()) {
     if (b.height % options.compression[1] != 0 || b.width % options.compression[2] != 0) {
       fail(recipe_.source, ": dataset '", recipe_.data.dir, "' has bucket ", b.name(), " whose height and width ",
@@ -225,14 +230,10 @@ TaeTrainer::TaeTrainer(Recipe recipe, bool resume, parallel::Mesh* mesh) : recip
     dp_->broadcast_parameters(tae_->parameters());
     if (disc_) dp_->broadcast_parameters(disc_->parameters());
   }
-  data::LoaderOptions lo;
+  data::LoaderOptions lo = loader_options(recipe_);
   lo.batch_size = static_cast<int>(parallel::per_rank_batch(recipe_.data.batch_size, ranks_));
   lo.rank = rank_;
   lo.world_size = ranks_;
-  lo.seed = recipe_.seed;
-  lo.workers = static_cast<int>(recipe_.data.workers);
-  lo.prefetch = static_cast<int>(recipe_.data.prefetch);
-  lo.image_ratio = recipe_.data.image_ratio;
   loader_ = std::make_unique<data::Loader>(train_data_, lo, start);
   if (writer()) {
     write_file_atomic(recipe_.run.dir + "/recipe.yaml", to_yaml(recipe_));
@@ -386,8 +387,7 @@ void TaeTrainer::save_checkpoint() {
   }
   ckpt.tensors["rng/torch_cpu"] = at::detail::getDefaultCPUGenerator().get_state();
   const data::LoaderPosition pos = loader_->position();
-  ckpt.meta["data_position"] =
-      nlohmann::json{{"epoch", pos.epoch}, {"batch", pos.batch}, {"global_batch", recipe_.data.batch_size}}.dump();
+  ckpt.meta["data_position"] = data_position_json(pos, recipe_.data);
   ckpt.meta["recipe"] = to_yaml(recipe_);
   const std::string path = checkpoint_path(recipe_.run.dir, step_);
   {
@@ -425,15 +425,9 @@ data::LoaderPosition TaeTrainer::load_checkpoint(const std::string& path) {
     load_adamw_state(*disc_opt_, *disc_, disc);
   }
   step_ = ckpt.step;
-  const nlohmann::json j = nlohmann::json::parse(ckpt.meta.at("data_position"));
-  if (j.at("global_batch").get<int64_t>() != recipe_.data.batch_size) {
-    fail(path, " was written with data.batch_size = ", j.at("global_batch").get<int64_t>(), " but the recipe has ",
-         recipe_.data.batch_size, "; resume with data.batch_size=", j.at("global_batch").get<int64_t>());
-  }
-  data::LoaderPosition start;
-  start.epoch = j.at("epoch").get<int64_t>();
-  start.batch = j.at("batch").get<int64_t>();
-  return start;
+  auto pos = ckpt.meta.find("data_position");
+  if (pos == ckpt.meta.end()) fail(path, ": checkpoint has no data_position; it cannot be resumed exactly");
+  return parse_data_position(pos->second, recipe_.data, path);
 }
 
 }  // namespace reel::trainer

@@ -70,9 +70,10 @@ class TaeTrainer {
   TaeTrainer(Recipe recipe, bool resume, parallel::Mesh* mesh = nullptr);
   RunEnd run();
   int64_t step() const { return step_; }
+  // One optimizer step (what run() does between logs), its losses and metrics into `rec`.
+  void train_step(nlohmann::json& rec);
 
  private:
-  void train_step(nlohmann::json& rec);
   void save_checkpoint();
   data::LoaderPosition load_checkpoint(const std::string& path);
   void average_gradients(torch::nn::Module& module, nlohmann::json& rec, const char* loss_key);

@@ -1,6 +1,8 @@
 // Recipe -> model options, conditioning text, token counts, seed mixing.
 #include "trainer/task.h"
 
+#include <nlohmann/json.hpp>
+
 #include "common/error.h"
 
 namespace reel::trainer {
@@ -83,6 +85,39 @@ torch::optim::AdamWOptions adamw_options(const TrainerSection& tr) {
   torch::optim::AdamWOptions adam(tr.lr);
   adam.betas({tr.beta1, tr.beta2}).eps(tr.eps).weight_decay(tr.weight_decay);
   return adam;
+}
+
+data::LoaderOptions loader_options(const Recipe& recipe) {
+  data::LoaderOptions lo;
+  lo.batch_size = static_cast<int>(recipe.data.batch_size);
+  lo.seed = static_cast<uint64_t>(recipe.seed);
+  lo.workers = static_cast<int>(recipe.data.workers);
+  lo.prefetch = static_cast<int>(recipe.data.prefetch);
+  lo.image_ratio = recipe.data.image_ratio;
+  lo.budget = recipe.data.batch_budget;
+  return lo;
+}
+
+std::string data_position_json(const data::LoaderPosition& position, const DataSection& data) {
+  return nlohmann::json{{"epoch", position.epoch}, {"batch", position.batch}, {"global_batch", data.batch_size},
+                        {"batch_budget", data.batch_budget}}
+      .dump();
+}
+
+data::LoaderPosition parse_data_position(const std::string& text, const DataSection& data, const std::string& path) {
+  const nlohmann::json j = nlohmann::json::parse(text);
+  const int64_t budget = j.value("batch_budget", int64_t(0));
+  if (budget != data.batch_budget)
+    fail(path, " was written with data.batch_budget = ", budget, " but the recipe has ", data.batch_budget,
+         ": its data position counts batches of the old sizes; resume with data.batch_budget=", budget);
+  if (budget == 0 && j.contains("global_batch") && j.at("global_batch").get<int64_t>() != data.batch_size)
+    fail(path, " was written with data.batch_size = ", j.at("global_batch").get<int64_t>(), " but the recipe has ",
+         data.batch_size, ": its data position counts global batches of the old size; resume with "
+         "data.batch_size=", j.at("global_batch").get<int64_t>(), " (any mesh splits it)");
+  data::LoaderPosition start;
+  start.epoch = j.at("epoch").get<int64_t>();
+  start.batch = j.at("batch").get<int64_t>();
+  return start;
 }
 
 }  // namespace reel::trainer

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "data/loader.h"
 #include "model/t2v.h"
 #include "trainer/flow_matching.h"
 #include "trainer/recipe.h"
@@ -40,5 +41,16 @@ torch::optim::AdamWOptions adamw_options(const TrainerSection& tr);
 
 // splitmix64 of (a, b): a stream of independent seeds from one recipe seed.
 uint64_t mix_seed(uint64_t a, uint64_t b);
+
+// The data loader options of a recipe's data section (batch_size is the global one: the caller
+// divides it over its data-parallel ranks).
+data::LoaderOptions loader_options(const Recipe& recipe);
+
+// A checkpoint's data position, {"epoch", "batch", "global_batch", "batch_budget"}: global batches,
+// the same whatever the mesh, so any mesh resumes there ...
+std::string data_position_json(const data::LoaderPosition& position, const DataSection& data);
+// ... and back, refusing one written with another data.batch_size or data.batch_budget (the
+// batches it counts would be others). `path` names the checkpoint in the message.
+data::LoaderPosition parse_data_position(const std::string& json, const DataSection& data, const std::string& path);
 
 }  // namespace reel::trainer

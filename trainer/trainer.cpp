@@ -103,12 +103,10 @@ ValidationResult validation_loss(model::T2VModel& model, const data::Dataset& va
       std::vector<torch::Tensor> x1s, x0s;
       std::vector<std::string> texts;
       for (size_t j = start; j < end; ++j) {
-        data::Clip clip = val.get(indices[j]);
-        // uint8 (F, H, W, 3) -> float (3, F, H, W) in [-1, 1]
-        x1s.push_back(clip.pixels.permute({3, 0, 1, 2}).to(torch::kFloat32).div(127.5).sub(1.0));
+        x1s.push_back(val.read_input(indices[j]));  // float (C, F, H, W): pixels in [-1, 1] or latents
         at::Generator gen = at::detail::createCPUGenerator(mix_seed(recipe.seed + 0x5eed, indices[j]));
         x0s.push_back(sample_noise(x1s.back().sizes(), flow.frame_correlation, gen));
-        texts.push_back(conditioning_text(clip.caption, clip.fps));
+        texts.push_back(conditioning_text(val.caption(indices[j]), val.fps(indices[j])));
       }
       torch::Tensor x1 = torch::stack(x1s), x0 = torch::stack(x0s);
       model::TextTokens text = model->encode_text(texts);
@@ -165,6 +163,21 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
   train_data_ = std::make_shared<const data::Dataset>(data::Dataset::open(recipe_.data.dir + "/train"));
   val_data_ = std::make_shared<const data::Dataset>(data::Dataset::open(recipe_.data.dir + "/val"));
 
+  if (train_data_->latents()) {  // the TAE that decodes them, for the checkpoints (meta latent_tae)
+    const std::string manifest = recipe_.data.dir + "/latents.json";
+    try {
+      latent_tae_ = nlohmann::json::parse(read_file(manifest)).at("tae").get<std::string>();
+    } catch (const std::exception& e) {
+      fail(recipe_.source, ": dataset '", recipe_.data.dir, "' holds latents but '", manifest, "' does not name ",
+           "their TAE (", e.what(), "); it is written by `reel data encode`");
+    }
+  }
+  for (const auto* d : {train_data_.get(), val_data_.get()}) {
+    if (d->channels() != recipe_.model.in_channels)
+      fail(recipe_.source, ": model.in_channels = ", recipe_.model.in_channels, " but dataset '", d->dir(), "' holds ",
+           d->latents() ? cat("latents of ", d->channels(), " channels (`reel data encode`)") : std::string("RGB pixels"),
+           "; set model.in_channels=", d->channels());
+  }
   const model::ModelSpec& spec = model::find_model(recipe_.model.name);
   model::T2VOptions options = t2v_options(recipe_);
   for (const data::Bucket& b : train_data_->buckets()) {
@@ -238,17 +251,12 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
   if (mesh_ && mesh_->dims().dp_shard * mesh_->dims().cp > 1) shard_model();  // FSDP over dp_shard x cp
   install_block_runner();
 
-  data::LoaderOptions lo;
-  lo.batch_size = static_cast<int>(recipe_.data.batch_size);
+  data::LoaderOptions lo = loader_options(recipe_);
   if (data_group_) {  // each data-parallel rank loads its part of every global batch
     lo.batch_size = static_cast<int>(parallel::per_rank_batch(recipe_.data.batch_size, data_group_->size()));
     lo.rank = data_group_->rank();
     lo.world_size = data_group_->size();
   }
-  lo.seed = recipe_.seed;
-  lo.workers = static_cast<int>(recipe_.data.workers);
-  lo.prefetch = static_cast<int>(recipe_.data.prefetch);
-  lo.image_ratio = recipe_.data.image_ratio;
   loader_ = std::make_unique<data::Loader>(train_data_, lo, start);
 
   if (writer_) {

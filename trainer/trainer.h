@@ -127,6 +127,7 @@ class Trainer {
   double step_flops(const data::Batch& batch) const;
 
   Recipe recipe_;
+  std::string latent_tae_;  // a latent dataset's TAE (its latents.json), recorded in checkpoints
   model::T2VModel model_{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::optional<Ema> ema_;

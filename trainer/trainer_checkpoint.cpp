@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "data/shards.h"
 #include "trainer/checkpoint.h"
+#include "trainer/task.h"
 #include "trainer/init_from.h"
 #include "trainer/schedule.h"
 
@@ -149,8 +150,7 @@ std::string Trainer::save_checkpoint(bool async) {
   if (ema_) ckpt.meta["ema_decay"] = std::to_string(ema_->decay());
   data::LoaderPosition pos = loader_->position();
   // Global batches of data.batch_size samples, the same whatever the mesh: any mesh resumes here.
-  ckpt.meta["data_position"] =
-      nlohmann::json{{"epoch", pos.epoch}, {"batch", pos.batch}, {"global_batch", recipe_.data.batch_size}}.dump();
+  ckpt.meta["data_position"] = data_position_json(pos, recipe_.data);
   const TrainerSection& tr = recipe_.trainer;
   const LrScheduleOptions lr{tr.lr, tr.min_lr, tr.warmup_steps, tr.steps, tr.schedule};
   ckpt.meta["lr_schedule"] = nlohmann::json{{"schedule", lr.kind}, {"lr", lr.lr}, {"min_lr", lr.min_lr},
@@ -161,6 +161,7 @@ std::string Trainer::save_checkpoint(bool async) {
   ckpt.meta["rng"] = cat("per-step generators seeded from (seed=", recipe_.seed,
                          ", step, micro-batch); data order from (seed, epoch)");
   ckpt.meta["recipe"] = to_yaml(recipe_);
+  if (!latent_tae_.empty()) ckpt.meta["latent_tae"] = latent_tae_;
   std::string path = checkpoint_path(recipe_.run.dir, step_);
   // Every tensor of ckpt is a host copy (never a view of a parameter, moment or EMA shadow), so
   // the write may run while the next steps change them. With a mesh every rank writes (in the
@@ -215,16 +216,7 @@ data::LoaderPosition Trainer::load_checkpoint(const std::string& path) {
   auto pos = ckpt.meta.find("data_position");
   if (pos == ckpt.meta.end()) fail(path, ": checkpoint has no data_position; it cannot be resumed exactly");
   step_ = ckpt.step;
-  const nlohmann::json j = nlohmann::json::parse(pos->second);
-  if (j.contains("global_batch") && j.at("global_batch").get<int64_t>() != recipe_.data.batch_size) {
-    fail(path, " was written with data.batch_size = ", j.at("global_batch").get<int64_t>(), " but the recipe has ",
-         recipe_.data.batch_size, ": its data position counts global batches of the old size; resume with "
-         "data.batch_size=", j.at("global_batch").get<int64_t>(), " (any mesh splits it)");
-  }
-  data::LoaderPosition start;
-  start.epoch = j.at("epoch").get<int64_t>();
-  start.batch = j.at("batch").get<int64_t>();
-  return start;
+  return parse_data_position(pos->second, recipe_.data, path);
 }
 
 data::LoaderPosition Trainer::resume_latest() {

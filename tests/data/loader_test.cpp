@@ -317,3 +317,80 @@ TEST_F(LoaderTest, ImageRatioMixesImageAndVideoBatches) {
     expect_user_error([&] { Loader l(data_, o); }, "pin_memory needs a CUDA build");
   }
 }
+
+// A directory of latent shards (`reel data encode`) is a dataset too: buckets are the latents'
+// T x H x W, batches hold the stored latents (B, C, T, H, W), and pixel-only reads are refused,
+// as is a directory mixing pixels and latents.
+TEST_F(LoaderTest, LatentShardsMakeALatentDataset) {
+  const fs::path dir = root_ / "latents";
+  fs::create_directories(dir);
+  std::map<std::string, torch::Tensor> stored;  // caption -> latent as read back
+  int next = 0;
+  for (auto [shape, count] : {std::pair<std::array<int64_t, 4>, int>{{4, 2, 2, 2}, 6}, {{4, 1, 2, 3}, 5}}) {
+    LatentShardWriter w((dir / ("l" + std::to_string(next) + ".h5")).string(),
+                        {Bucket{8, 8, 8 + 4 * next}, shape, "src.h5", "tae.h5"});
+    for (int i = 0; i < count; ++i) {
+      torch::Tensor z = torch::randn({1, shape[0], shape[1], shape[2], shape[3]});
+      const std::string caption = "c" + std::to_string(next) + "_" + std::to_string(i);
+      w.add(z, {caption}, {8});
+      stored[caption] = z[0].to(torch::kBFloat16).to(torch::kFloat32);
+    }
+    w.close();
+    ++next;
+  }
+  auto data = std::make_shared<const Dataset>(Dataset::open(dir.string()));
+  EXPECT_TRUE(data->latents());
+  EXPECT_EQ(data->channels(), 4);
+  EXPECT_EQ(data->buckets(), (std::vector<Bucket>{{1, 2, 3}, {2, 2, 2}}));
+  EXPECT_EQ(data->size(), 11);
+  Loader loader(data, options(2, 1));
+  for (int n = 0; n < loader.batches_per_epoch(); ++n) {
+    const Batch b = loader.next();
+    ASSERT_EQ(b.pixels.sizes(), torch::IntArrayRef({2, 4, b.bucket.frames, b.bucket.height, b.bucket.width}));
+    for (int i = 0; i < 2; ++i) EXPECT_TRUE(torch::equal(b.pixels[i], stored.at(b.captions[size_t(i)])));
+    EXPECT_EQ(b.fps[0].item<int64_t>(), 8);
+  }
+  expect_user_error([&] { data->get(0); }, "holds latents");
+  for (const auto& e : fs::directory_iterator(root_ / "train")) {  // one pixel shard among the latents
+    fs::copy_file(e.path(), dir / "zz_pixels.h5");
+    break;
+  }
+  expect_user_error([&] { Dataset::open(dir.string()); }, "mixes latent shards with");
+}
+
+// A budget of frames x height x width per global batch: 4x8x8 (256) clips come 3 to a batch of
+// 768, 2x8x12 (192) 4, 1x8x8 images (64) 12; over 2 ranks each size rounds down to an even count
+// and the ranks' halves make up the global batch.
+TEST_F(LoaderTest, BudgetSizesEachBucketsBatches) {
+  LoaderOptions o = options(1);
+  o.budget = 768;
+  Loader one(data_, o);
+  EXPECT_EQ(one.global_batch_size({4, 8, 8}), 3);
+  EXPECT_EQ(one.global_batch_size({2, 8, 12}), 4);
+  EXPECT_EQ(one.global_batch_size({1, 8, 8}), 12);
+  EXPECT_EQ(one.batches_per_epoch(), 37 / 3 + 21 / 4 + 29 / 12);
+  std::map<std::string, std::set<size_t>> sizes;
+  for (int n = 0; n < one.batches_per_epoch(); ++n) {
+    const Batch b = one.next();
+    sizes[b.bucket.name()].insert(b.indices.size());
+  }
+  EXPECT_EQ(sizes, (std::map<std::string, std::set<size_t>>{{"1x8x8", {12}}, {"2x8x12", {4}}, {"4x8x8", {3}}}));
+
+  o.world_size = 2;
+  std::vector<std::unique_ptr<Loader>> ranks;
+  for (int r = 0; r < 2; ++r) {
+    o.rank = r;
+    ranks.push_back(std::make_unique<Loader>(data_, o));
+  }
+  EXPECT_EQ(ranks[0]->global_batch_size({4, 8, 8}), 2);
+  EXPECT_EQ(ranks[0]->global_batch_size({1, 8, 8}), 12);
+  for (int n = 0; n < 10; ++n) {
+    const Batch a = ranks[0]->next(), b = ranks[1]->next();
+    ASSERT_EQ(a.bucket, b.bucket);
+    std::vector<int64_t> both = a.indices;
+    both.insert(both.end(), b.indices.begin(), b.indices.end());
+    EXPECT_EQ(both, ranks[0]->global_batch({0, n}));
+  }
+  o.budget = -1;
+  expect_user_error([&] { Loader l(data_, o); }, "budget = -1");
+}

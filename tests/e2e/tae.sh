@@ -83,6 +83,10 @@ reel_on 2 train $R "${ARGS[@]}" run.dir="$WORK/pre" --resume > "$WORK/pre2.log" 
 h5diff "$WORK/dp2/checkpoints/step_00000006.h5" "$WORK/pre/checkpoints/step_00000006.h5" /model /model ||
   die "the preempted and resumed run differs"
 
+"$REEL" bench step $R "${ARGS[@]}" run.dir="$WORK/bench" --steps 2 --warmup 1 > "$WORK/bench.log" 2>&1 ||
+  die "$(cat "$WORK/bench.log")"
+grep -Eq "bench step .* \(tae\): 2 steps, [0-9.]+ ms/step, [0-9.]+ samples/s" "$WORK/bench.log" || die "$(cat "$WORK/bench.log")"
+
 expect_exit 2 "model.tae.compression \(t\) = 3 must be a power of 2" -- \
   "$REEL" train $R "${ARGS[@]}" "model.tae.compression=[3,4,4]" run.dir="$WORK/bad"
 echo "PASS"

@@ -118,6 +118,7 @@ const std::vector<std::string> kEveryKeyChanged = {
     "data.workers=0",
     "data.prefetch=2",
     "data.image_ratio=0.1",
+    "data.batch_budget=4096",
     "data.buckets.fps=16",
     "data.buckets.heights=[32,24,8]",
     "data.buckets.widths=[32,40,8]",

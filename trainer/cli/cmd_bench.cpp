@@ -16,6 +16,8 @@
 #include "trainer/cli/launch.h"
 #include "trainer/metrics.h"
 #include "trainer/recipe.h"
+#include "trainer/tae_trainer.h"
+#include "trainer/task.h"
 #include "trainer/trainer.h"
 
 namespace reel::cli {
@@ -75,6 +77,31 @@ int bench_comm(int argc, char** argv, int first) {
   return 0;
 }
 
+// The TAE's training steps (model.name: tae): ms per step and samples/s, optionally profiled.
+int bench_tae_steps(const trainer::Recipe& recipe, parallel::Mesh* mesh, int64_t steps, int64_t warmup,
+                    const std::string& profile_path) {
+  trainer::TaeTrainer t(recipe, false, mesh);
+  nlohmann::json rec;
+  for (int64_t i = 0; i < warmup; ++i) t.train_step(rec);
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
+  if (!profile_path.empty()) profile = std::make_unique<torch::autograd::profiler::RecordProfile>(profile_path);
+  int64_t samples = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < steps; ++i) {
+    t.train_step(rec);
+    samples += rec["samples"].get<int64_t>();
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (profile) {
+    profile.reset();
+    std::printf("operator trace: %s\n", profile_path.c_str());
+  }
+  if (launch_info().rank == 0)
+    std::printf("bench step %s (tae): %lld steps, %.1f ms/step, %.1f samples/s\n", recipe.source.c_str(),
+                static_cast<long long>(steps), 1000 * seconds / steps, samples / seconds);
+  return 0;
+}
+
 int bench_step(int argc, char** argv, int first) {
   Command c("reel bench step RECIPE [key.path=value ...] [--steps N] [--warmup N]",
             "Times training steps of a recipe and reports achieved FLOP/s against this machine's measured fp32\n"
@@ -98,11 +125,12 @@ int bench_step(int argc, char** argv, int first) {
   if (!launch) return kUserErrorExit;
   trainer::Recipe& recipe = (*launch)->recipe();
   recipe.run.dir += "/bench";  // train_step() alone: no validation or checkpoints while timing
+  const std::string profile_path = args->get("profile", "");
+  if (recipe.model.name == "tae") return bench_tae_steps(recipe, (*launch)->mesh(), steps, warmup, profile_path);
   trainer::Trainer t(recipe, false, (*launch)->mesh());
   const bool rank0 = launch_info().rank == 0;
   for (int64_t i = 0; i < warmup; ++i) t.train_step();
   std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
-  const std::string profile_path = args->get("profile", "");
   if (!profile_path.empty()) profile = std::make_unique<torch::autograd::profiler::RecordProfile>(profile_path);
   double seconds = 0, flops = 0, comm = 0;
   int64_t samples = 0, tokens = 0;
@@ -169,12 +197,7 @@ int bench_data(int argc, char** argv, int first) {
   if (batches < 1 || warmup < 0) fail("--batches must be >= 1 and --warmup >= 0, got ", batches, " and ", warmup);
   const int threads = configure_threads(static_cast<int>(recipe.trainer.threads));
   auto data = std::make_shared<const data::Dataset>(data::Dataset::open(recipe.data.dir + "/train"));
-  data::LoaderOptions lo;
-  lo.batch_size = static_cast<int>(recipe.data.batch_size);
-  lo.seed = static_cast<uint64_t>(recipe.seed);
-  lo.workers = static_cast<int>(recipe.data.workers);
-  lo.prefetch = static_cast<int>(recipe.data.prefetch);
-  lo.image_ratio = recipe.data.image_ratio;
+  const data::LoaderOptions lo = trainer::loader_options(recipe);
   data::Loader loader(data, lo);
   for (int64_t i = 0; i < warmup; ++i) loader.next();
   int64_t samples = 0, bytes = 0;

@@ -77,7 +77,8 @@ int cmd_sample(int argc, char** argv, int first) {
   trainer::GenerateOptions g;
   g.steps = static_cast<int>(args->get_int("steps", m.recipe.sample.steps));
   g.cfg = args->get_double("cfg", m.recipe.sample.cfg);
-  g.bucket = data::Bucket::parse(args->get("bucket", m.recipe.sample.bucket));
+  const data::Bucket pixels = data::Bucket::parse(args->get("bucket", m.recipe.sample.bucket));
+  g.bucket = m.decoder->model_bucket(pixels);
   g.fps = m.recipe.sample.fps;
   g.flow = trainer::flow_options(m.recipe);
   int scale = static_cast<int>(args->get_int("scale", m.recipe.sample.scale));
@@ -85,7 +86,7 @@ int cmd_sample(int argc, char** argv, int first) {
   if (scale < 1) fail("--scale must be >= 1, got ", scale);
   log_info("sampling ", prompts.size(), " prompt(s) from ", m.path, " (step ", m.step, ", ",
            m.ema ? "EMA" : "raw", " weights), ", g.steps, " steps, cfg ", g.cfg);
-  torch::Tensor clips = trainer::PixelDecoder().decode(trainer::generate(m.model, prompts, seeds, g));
+  torch::Tensor clips = m.decoder->decode(trainer::generate(m.model, prompts, seeds, g), pixels.frames);
   std::string out = args->get("out");
   trainer::write_samples(out, prompts, seeds, clips, static_cast<int>(g.fps), scale);
   log_info("wrote ", prompts.size(), " video(s), contact_sheet.png and samples.jsonl to ", out);
