@@ -27,7 +27,7 @@ nlohmann::json run_eval(const std::string& checkpoint, const std::string& out_di
   g.steps = opt.steps > 0 ? opt.steps : static_cast<int>(r.eval.steps);
   g.cfg = opt.cfg >= 0 ? opt.cfg : r.eval.cfg;
   const data::Bucket pixels = data::Bucket::parse(r.sample.bucket);
-  g.bucket = m.decoder->model_bucket(pixels);
+  g.bucket = sample_shape(m, pixels);
   g.fps = r.sample.fps;
   g.flow = flow_options(r);
 

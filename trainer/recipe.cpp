@@ -597,7 +597,9 @@ void check_shapes(const Recipe& r, const Context& ctx, bool check_paths) {
   if (dims.size() != 3 || std::count(dims.begin(), dims.end(), 0) > 0)
     fail(bucket_at, ": key 'sample.bucket' = '", bucket,
          "' must be FRAMESxHEIGHTxWIDTH with three integers >= 1, e.g. '8x16x16'");
-  for (int a = 0; a < 3; ++a) {
+  // A latent model (in_channels != 3) samples the latents of this pixel shape: its TAE, known only
+  // from the data, maps the shape, so the shape is checked when sampling.
+  for (int a = 0; a < 3 && m.in_channels == 3; ++a) {
     if (dims[a] > maxes[a])
       fail(ctx.at({"sample.bucket", max_keys[a]}), ": key 'sample.bucket' = '", bucket, "' has ", axis_names[a], " ",
            dims[a], ", more than ", max_keys[a], " = ", maxes[a], " covers");

@@ -70,6 +70,18 @@ InferenceModel load_inference_model(const std::string& argument) {
   return m;
 }
 
+data::Bucket sample_shape(const InferenceModel& m, const data::Bucket& pixels) {
+  const data::Bucket shape = m.decoder->model_bucket(pixels);
+  const model::T2VOptions o = t2v_options(m.recipe);
+  const auto& v = o.transformer;
+  if (shape.frames > v.max_grid[0] * v.patch[0] || shape.height > v.max_grid[1] * v.patch[1] ||
+      shape.width > v.max_grid[2] * v.patch[2])
+    fail(m.path, ": clips of ", pixels.name(), " are ", shape.name(), " in the model's space, more than its position ",
+         "tables cover (model.max_frames/max_height/max_width ", m.recipe.model.max_frames, "x",
+         m.recipe.model.max_height, "x", m.recipe.model.max_width, "); sample a smaller bucket");
+  return shape;
+}
+
 torch::Tensor generate(model::T2VModel& model, const std::vector<std::string>& prompts,
                        const std::vector<uint64_t>& seeds, const GenerateOptions& o) {
   REEL_CHECK(prompts.size() == seeds.size(), prompts.size(), " prompts but ", seeds.size(), " seeds");

@@ -57,6 +57,10 @@ struct InferenceModel {
 };
 InferenceModel load_inference_model(const std::string& checkpoint_path);  // any resolve_checkpoint_argument() form
 
+// The model-space shape to generate for clips of `pixels` (a latent model: its latents' shape);
+// UserError when the model's position tables do not cover it.
+data::Bucket sample_shape(const InferenceModel& m, const data::Bucket& pixels);
+
 struct GenerateOptions {
   int steps = 50;          // Euler steps on the linear-quadratic schedule
   double cfg = 7.5;        // guidance scale; 1 = no guidance

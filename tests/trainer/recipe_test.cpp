@@ -469,6 +469,8 @@ TEST_F(RecipeTest, ImpossibleShapes) {
                   {"bad.yaml:2:11: key 'sample.bucket' = '8x16' must be FRAMESxHEIGHTxWIDTH"});
   expect_contains(error_of("sample:\n  bucket: 16x16x16\n"),
                   {"bad.yaml:2:11: key 'sample.bucket' = '16x16x16' has frames 16, more than model.max_frames = 8"});
+  // A latent model's sample.bucket is a pixel shape, mapped through its TAE when sampling.
+  EXPECT_NO_THROW(parse_recipe_text("model:\n  in_channels: 16\nsample:\n  bucket: 16x64x64\n", "latent.yaml", {}, false));
   expect_contains(error_of("sample:\n  bucket: 8x15x16\n"),
                   {"bad.yaml:2:11: key 'sample.bucket' = '8x15x16' has height 15, not a multiple of the height patch "
                    "size 2"});

@@ -78,7 +78,7 @@ int cmd_sample(int argc, char** argv, int first) {
   g.steps = static_cast<int>(args->get_int("steps", m.recipe.sample.steps));
   g.cfg = args->get_double("cfg", m.recipe.sample.cfg);
   const data::Bucket pixels = data::Bucket::parse(args->get("bucket", m.recipe.sample.bucket));
-  g.bucket = m.decoder->model_bucket(pixels);
+  g.bucket = trainer::sample_shape(m, pixels);
   g.fps = m.recipe.sample.fps;
   g.flow = trainer::flow_options(m.recipe);
   int scale = static_cast<int>(args->get_int("scale", m.recipe.sample.scale));
