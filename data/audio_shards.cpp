@@ -63,12 +63,8 @@ void AudioShardWriter::close() {
 }
 
 AudioShard read_audio_shard(const std::string& path) {
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) fail("audio shard '", path, "' does not exist or is not a regular file");
   Hdf5Lock lock;
-  const hid_t raw = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (raw < 0) fail("'", path, "' is not a readable HDF5 file (", hdf5_message(), "); re-create it with `reel data ingest`");
-  Id file(raw);
+  const Id file = open_readonly(path, "audio shard", "re-create it with `reel data ingest`");
   const hid_t f = file.get();
   const std::string format = read_string_attr(f, path, "format");
   if (format != kAudioShardFormat)

@@ -513,14 +513,14 @@ IngestReport ingest_media(const IngestOptions& o) {
   make_dirs(o.out_dir);
   JournalState state = open_journal(o.out_dir);
   Journal journal(o.out_dir);
-  std::vector<std::string> todo;
+  std::vector<std::string> pending;  // files no earlier run finished
   for (const std::string& f : files)
-    if (!state.done.count(f)) todo.push_back(f);
-  const int64_t resumed = int64_t(files.size() - todo.size());
+    if (!state.done.count(f)) pending.push_back(f);
+  const int64_t resumed = int64_t(files.size() - pending.size());
   if (resumed > 0) log_info("ingest: resuming, ", resumed, " of ", files.size(), " files done before");
 
   const int threads = std::max(1, std::min<int>(o.threads > 0 ? o.threads : int(std::thread::hardware_concurrency()),
-                                                int(std::max<size_t>(todo.size(), 1))));
+                                                int(std::max<size_t>(pending.size(), 1))));
   std::atomic<int64_t> next_file{0}, next_commit{state.next_commit};
   std::atomic<bool> stop{false};
   std::mutex error_mu;
@@ -528,8 +528,8 @@ IngestReport ingest_media(const IngestOptions& o) {
   auto work = [&] {
     try {
       WorkerShards shards(o, journal, next_commit);
-      for (int64_t i; !stop && (i = next_file++) < int64_t(todo.size());) {
-        const std::string& path = todo[size_t(i)];
+      for (int64_t i; !stop && (i = next_file++) < int64_t(pending.size());) {
+        const std::string& path = pending[size_t(i)];
         const std::string* caption = captions.find(path);
         const std::string split = in_val(path, o.val_fraction) ? "val" : "train";
         try {

@@ -1,18 +1,13 @@
 // "reel-latent-shard-1" files (format in latent_shards.h), every HDF5 call under hdf5_mutex().
 #include "data/latent_shards.h"
 
-#include <unistd.h>
-
-#include <filesystem>
 #include <sstream>
 #include <utility>
 
 #include "common/error.h"
-#include "common/fs.h"
 #include "data/internal/shard_hdf5.h"
 
 namespace reel::data {
-namespace fs = std::filesystem;
 using namespace detail;
 
 namespace {
@@ -38,7 +33,9 @@ std::array<int64_t, 4> parse_shape(const std::string& text, const std::string& p
 }  // namespace
 
 struct LatentShardWriter::Handles {
-  Id file, latents;
+  explicit Handles(const std::string& path) : file(path) {}
+  PartialFile file;
+  Id latents;  // destroyed before the file
 };
 struct LatentShardReader::Handles {
   Id file, latents;
@@ -46,31 +43,17 @@ struct LatentShardReader::Handles {
 
 LatentShardWriter::LatentShardWriter(std::string path, LatentShardInfo info)
     : path_(std::move(path)), info_(std::move(info)) {
-  const fs::path parent = fs::path(path_).parent_path();
-  if (!parent.empty()) make_dirs(parent.string());
-  tmp_path_ = path_ + ".partial." + std::to_string(::getpid());
   Hdf5Lock lock;
-  auto h = std::make_unique<Handles>();
-  try {
-    h->file = create_file(tmp_path_, path_);
-    const auto& l = info_.latent;
-    h->latents = create_rows(h->file.get(), path_, "latents", H5T_STD_U16LE,
-                             {hsize_t(l[0]), hsize_t(l[1]), hsize_t(l[2]), hsize_t(l[3])});
-  } catch (...) {
-    h.reset();
-    std::error_code ec;
-    fs::remove(tmp_path_, ec);
-    throw;
-  }
+  auto h = std::make_unique<Handles>(path_);  // its partial file goes if what follows throws
+  const auto& l = info_.latent;
+  h->latents = create_rows(h->file.get(), path_, "latents", H5T_STD_U16LE,
+                           {hsize_t(l[0]), hsize_t(l[1]), hsize_t(l[2]), hsize_t(l[3])});
   h_ = std::move(h);
 }
 
 LatentShardWriter::~LatentShardWriter() {
-  if (!h_) return;
   Hdf5Lock lock;
-  h_.reset();
-  std::error_code ec;
-  fs::remove(tmp_path_, ec);
+  h_.reset();  // an unclosed writer's partial file is removed
 }
 
 void LatentShardWriter::add(const torch::Tensor& latents, const std::vector<std::string>& captions,
@@ -109,28 +92,21 @@ void LatentShardWriter::close() {
     write_dataset(file, path_, "caption", text.get(), text.get(), {n}, caption_ptrs.data());
     write_dataset(file, path_, "fps", H5T_STD_I32LE, H5T_NATIVE_INT32, {n}, fps_.data());
     h_->latents.reset();
-    check(H5Fclose(h_->file.release()), path_, cat("closing temporary file '", tmp_path_, "'"));
-    h_.reset();
+    h_->file.publish();
   } catch (...) {
-    {
-      Hdf5Lock lock;
-      h_.reset();
-    }
-    std::error_code ec;
-    fs::remove(tmp_path_, ec);
+    Hdf5Lock lock;
+    h_.reset();
     throw;
   }
-  publish_file(tmp_path_, path_);
+  Hdf5Lock lock;
+  h_.reset();
 }
 
 LatentShardReader::LatentShardReader(const std::string& path) : path_(path) {
-  std::error_code ec;
-  if (!fs::is_regular_file(path_, ec)) fail("latent shard '", path_, "' does not exist or is not a regular file");
   Hdf5Lock lock;
   auto h = std::make_unique<Handles>();
-  const hid_t file = H5Fopen(path_.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (file < 0) fail("'", path_, "' is not a readable HDF5 file (", hdf5_message(), "); re-create it with `reel data encode`");
-  h->file = Id(file);
+  h->file = open_readonly(path_, "latent shard", "re-create it with `reel data encode`");
+  const hid_t file = h->file.get();
   const std::string format = read_string_attr(file, path_, "format");
   if (format != kLatentShardFormat) fail("'", path_, "' has format '", format, "', but a latent shard is '", kLatentShardFormat, "'");
   try {

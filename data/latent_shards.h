@@ -50,7 +50,7 @@ class LatentShardWriter {
 
  private:
   struct Handles;
-  std::string path_, tmp_path_;
+  std::string path_;
   LatentShardInfo info_;
   std::unique_ptr<Handles> h_;
   std::vector<std::string> captions_;

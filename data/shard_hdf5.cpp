@@ -1,6 +1,12 @@
 // HDF5 helpers of the shard format (declared in data/internal/shard_hdf5.h).
 #include "data/internal/shard_hdf5.h"
 
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "common/fs.h"
+
 namespace reel::data {
 
 std::recursive_mutex& hdf5_mutex() {
@@ -72,6 +78,40 @@ Id create_file(const std::string& tmp, const std::string& path) {
   check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST), path, "setting the file format");
   return Id(check(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), path,
                   cat("creating temporary file '", tmp, "'")));
+}
+
+PartialFile::PartialFile(std::string path)
+    : path_(std::move(path)), tmp_(path_ + ".partial." + std::to_string(::getpid())) {
+  const std::filesystem::path parent = std::filesystem::path(path_).parent_path();
+  if (!parent.empty()) make_dirs(parent.string());
+  Hdf5Lock lock;
+  file_ = create_file(tmp_, path_);
+}
+
+PartialFile::~PartialFile() {
+  if (published_) return;
+  Hdf5Lock lock;
+  file_.reset();
+  std::error_code ec;
+  std::filesystem::remove(tmp_, ec);
+}
+
+void PartialFile::publish() {
+  {
+    Hdf5Lock lock;
+    check(H5Fclose(file_.release()), path_, cat("closing temporary file '", tmp_, "'"));
+  }
+  publish_file(tmp_, path_);  // removes tmp_ itself when it fails
+  published_ = true;
+}
+
+Id open_readonly(const std::string& path, const std::string& kind, const std::string& remedy) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) fail(kind, " '", path, "' does not exist or is not a regular file");
+  Hdf5Lock lock;
+  const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (file < 0) fail("'", path, "' is not a readable HDF5 file (", hdf5_message(), "); ", remedy);
+  return Id(file);
 }
 
 Id create_rows(hid_t file, const std::string& path, const char* name, hid_t file_type, const std::vector<hsize_t>& row) {

@@ -2,17 +2,12 @@
 // hdf5_mutex().
 #include "data/shards.h"
 
-#include <unistd.h>
-
-#include <filesystem>
 #include <utility>
 
 #include "common/error.h"
-#include "common/fs.h"
 #include "data/internal/shard_hdf5.h"
 
 namespace reel::data {
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -33,7 +28,9 @@ void check_truth_ranges(const Truth& t, const std::string& where) {
 // ---- ShardWriter ----------------------------------------------------------------------------
 
 struct ShardWriter::Handles {
-  Id file, pixels;  // destroyed pixels first
+  explicit Handles(const std::string& path) : file(path) {}
+  PartialFile file;
+  Id pixels;  // destroyed before the file
 };
 
 ShardWriter::ShardWriter(std::string path, Bucket bucket, ShardLayout layout)
@@ -41,30 +38,16 @@ ShardWriter::ShardWriter(std::string path, Bucket bucket, ShardLayout layout)
   REEL_CHECK(bucket_.frames > 0 && bucket_.height > 0 && bucket_.width > 0, "bad bucket ", bucket_.name());
   REEL_CHECK(layout_.audio_rate >= 0 && (layout_.audio_rate == 0 || layout_.audio_samples >= 1),
              "bad audio layout for shard '", path_, "': rate ", layout_.audio_rate, ", samples ", layout_.audio_samples);
-  fs::path parent = fs::path(path_).parent_path();
-  if (!parent.empty()) make_dirs(parent.string());
-  tmp_path_ = path_ + ".partial." + std::to_string(::getpid());
   Hdf5Lock lock;
-  auto h = std::make_unique<Handles>();
-  try {
-    h->file = create_file(tmp_path_, path_);
-    h->pixels = create_rows(h->file.get(), path_, "pixels", H5T_STD_U8LE,
-                            {hsize_t(bucket_.frames), hsize_t(bucket_.height), hsize_t(bucket_.width), kChannels});
-  } catch (...) {
-    h.reset();
-    std::error_code ec;
-    fs::remove(tmp_path_, ec);
-    throw;
-  }
+  auto h = std::make_unique<Handles>(path_);  // its partial file goes if what follows throws
+  h->pixels = create_rows(h->file.get(), path_, "pixels", H5T_STD_U8LE,
+                          {hsize_t(bucket_.frames), hsize_t(bucket_.height), hsize_t(bucket_.width), kChannels});
   h_ = std::move(h);
 }
 
 ShardWriter::~ShardWriter() {
-  if (!h_) return;
   Hdf5Lock lock;
-  h_.reset();
-  std::error_code ec;
-  fs::remove(tmp_path_, ec);
+  h_.reset();  // an unclosed writer's partial file is removed
 }
 
 void ShardWriter::add(const Clip& clip) {
@@ -133,23 +116,14 @@ void ShardWriter::close() {
       write_dataset(file, path_, "has_audio", H5T_STD_U8LE, H5T_NATIVE_UINT8, {n}, has_audio_.data());
     }
     h_->pixels.reset();
-    check(H5Fclose(h_->file.release()), path_, cat("closing temporary file '", tmp_path_, "'"));
-    h_.reset();
+    h_->file.publish();
   } catch (...) {
-    {
-      Hdf5Lock lock;
-      h_.reset();
-    }
-    std::error_code ec;
-    fs::remove(tmp_path_, ec);
+    Hdf5Lock lock;
+    h_.reset();
     throw;
   }
-  // The complete file is handed to write_atomically, which fsyncs it and renames it into place.
-  write_atomically(path_, [&](const std::string& tmp) {
-    std::error_code ec;
-    fs::rename(tmp_path_, tmp, ec);
-    if (ec) fail("cannot rename '", tmp_path_, "' to '", tmp, "': ", ec.message());
-  });
+  Hdf5Lock lock;
+  h_.reset();
 }
 
 void ShardWriter::write_sources(int64_t file) {
@@ -199,12 +173,8 @@ void ShardWriter::write_truth(int64_t file) {
 }
 
 std::string shard_format(const std::string& path) {
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) fail("shard '", path, "' does not exist or is not a regular file");
   Hdf5Lock lock;
-  const hid_t raw = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (raw < 0) fail("'", path, "' is not a readable HDF5 file (", hdf5_message(), "); re-create it");
-  Id file(raw);
+  const Id file = open_readonly(path, "shard", "re-create it");
   return read_string_attr(file.get(), path, "format");
 }
 
@@ -215,15 +185,11 @@ struct ShardReader::Handles {
 };
 
 ShardReader::ShardReader(const std::string& path) : path_(path) {
-  std::error_code ec;
-  if (!fs::is_regular_file(path_, ec)) fail("shard '", path_, "' does not exist or is not a regular file");
   Hdf5Lock lock;
   auto h = std::make_unique<Handles>();
-  const hid_t file = H5Fopen(path_.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (file < 0)
-    fail("'", path_, "' is not a readable HDF5 file (", hdf5_message(),
-         "); reel shards that are truncated or corrupted are refused: re-create it, e.g. with `reel data synth`");
-  h->file = Id(file);
+  h->file = open_readonly(path_, "shard", "reel shards that are truncated or corrupted are refused: re-create it, "
+                                          "e.g. with `reel data synth`");
+  const hid_t file = h->file.get();
 
   const std::string format = read_string_attr(file, path_, "format");
   if (format != kShardFormat)

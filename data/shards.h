@@ -75,7 +75,7 @@ class ShardWriter {
 
  private:
   struct Handles;
-  std::string path_, tmp_path_;
+  std::string path_;
   Bucket bucket_;
   ShardLayout layout_;
   std::unique_ptr<Handles> h_;  // open HDF5 objects, null after close()

@@ -90,6 +90,29 @@ void write_dataset(hid_t loc, const std::string& path, const char* name, hid_t f
 
 // A new HDF5 file (1.8+ object format) at `tmp`, standing for shard `path` in errors.
 Id create_file(const std::string& tmp, const std::string& path);
+
+// A shard being written: an HDF5 file at "<path>.partial.<pid>" (its directory made first) that
+// appears under `path` only through publish(); destroyed before that, it is closed and removed.
+class PartialFile {
+ public:
+  explicit PartialFile(std::string path);  // UserError if the file cannot be created
+  ~PartialFile();
+  PartialFile(const PartialFile&) = delete;
+  PartialFile& operator=(const PartialFile&) = delete;
+  hid_t get() const { return file_.get(); }
+  // Closes the file (every object in it must be closed already), fsyncs it and renames it to
+  // `path` (common/fs.h publish_file). UserError naming both paths on failure.
+  void publish();
+
+ private:
+  std::string path_, tmp_;
+  Id file_;
+  bool published_ = false;
+};
+
+// Opens an existing HDF5 file read-only. UserError "<kind> '<path>' does not exist or is not a
+// regular file", or "'<path>' is not a readable HDF5 file (<HDF5's reason>); <remedy>".
+Id open_readonly(const std::string& path, const std::string& kind, const std::string& remedy);
 // Dataset `name` of rows shaped `row` (N x row, N growing from 0), one row per chunk, Fletcher-32.
 Id create_rows(hid_t file, const std::string& path, const char* name, hid_t file_type, const std::vector<hsize_t>& row);
 // Writes `count` rows of mem_type from `data` at row `at` of a create_rows dataset, growing it.
