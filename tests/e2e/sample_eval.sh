@@ -38,4 +38,26 @@ assert len(e["per_prompt"]) == 8, len(e["per_prompt"])
 assert 0 <= e["color_accuracy"] <= 1 and e["val_loss"] > 0
 assert len(e["val_loss_t"]) == 8
 PY
+# The motion probe: centroids per frame for every motion word, RMS differences, JSON written;
+# a t outside [0, 1) is refused with exit code 2.
+"$REEL" eval probe --ckpt "$ckpt" --noises 4 --color blue --out "$WORK/probe.json" > "$WORK/probe.log"
+grep -q "centroid of blue per frame" "$WORK/probe.log" || die "probe printed no centroid table"
+python3 - "$WORK" <<'PY'
+import json, math, sys
+w = sys.argv[1]
+r = json.load(open(f"{w}/probe.json"))
+assert r["color"] == "blue" and r["shape"] == "circle" and r["noises"] == 4, r
+frames = int(r["bucket"].split("x")[0])
+assert sorted(r["motions"]) == ["down", "left", "right", "still", "up"], r["motions"].keys()
+for name, m in r["motions"].items():
+    assert len(m["x"]) == frames and len(m["y"]) == frames, (name, m)
+    assert abs(m["dx"] - (m["x"][-1] - m["x"][0])) < 1e-4, (name, m)
+for k in ("left_right", "left_up", "left_still", "up_down", "colour_swap"):
+    assert math.isfinite(r["rms"][k]) and r["rms"][k] > 0, (k, r["rms"])
+PY
+set +e
+"$REEL" eval probe --ckpt "$ckpt" --t 1 > /dev/null 2> "$WORK/probe_bad.err"
+rc=$?
+set -e
+[ "$rc" = 2 ] && grep -q "must lie in \[0, 1)" "$WORK/probe_bad.err" || die "probe --t 1: exit $rc, $(cat "$WORK/probe_bad.err")"
 echo "PASS"

@@ -1,11 +1,14 @@
-// `reel eval --ckpt PATH --out DIR` and `reel eval tae --ckpt PATH --data DIR --out DIR2`.
+// `reel eval --ckpt PATH --out DIR`, `reel eval tae --ckpt PATH --data DIR --out DIR2` and
+// `reel eval probe --ckpt PATH`.
 #include <cstdio>
 #include <string>
 
 #include "common/error.h"
+#include "common/fs.h"
 #include "trainer/cli/args.h"
 #include "trainer/cli/commands.h"
 #include "trainer/eval.h"
+#include "trainer/probe.h"
 #include "trainer/tae_trainer.h"
 
 namespace reel::cli {
@@ -35,10 +38,66 @@ int cmd_eval_tae(int argc, char** argv, int first) {
   return 0;
 }
 
+// A name of `names` -> its index; UserError listing the names otherwise.
+int name_index(const std::vector<std::string>& names, const std::string& name, const char* option) {
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == name) return static_cast<int>(i);
+  }
+  std::string known;
+  for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
+  fail("--", option, " '", name, "' is not one of: ", known);
+}
+
+int cmd_eval_probe(int argc, char** argv, int first) {
+  Command c("reel eval probe --ckpt PATH [options]",
+            "What a text-to-video checkpoint predicts at the start of sampling, where a clip's layout is decided:\n"
+            "for the prompts \"a <colour> <shape> moving left / right / up / down\" and \"... staying still\", the\n"
+            "predicted clean clip from pure noise at flow time t, averaged over fixed noises and decoded; prints the\n"
+            "colour's centroid in every frame, and the RMS differences between the predictions of prompts that differ\n"
+            "in motion or in colour. A model that will draw motion moves the centroid in the prompt's direction here.");
+  c.option("ckpt", "PATH", "checkpoint file, or a run dir / its checkpoints dir / `latest`")
+      .option("t", "X", "flow time of the prediction, in [0, 1) (default 0: pure noise)")
+      .option("color", "NAME", "colour of the prompts (default red)")
+      .option("shape", "NAME", "shape of the prompts (default circle)")
+      .option("noises", "N", "fixed noises averaged over (default 32)")
+      .option("bucket", "FxHxW", "pixel shape (default: the recipe's sample.bucket)")
+      .option("out", "FILE", "also write the result as JSON");
+  auto args = c.parse(argc, argv, first);
+  if (!args) return 0;
+  if (!args->has("ckpt")) fail("--ckpt PATH is required (reel eval probe --help)");
+  trainer::InferenceModel m = trainer::load_inference_model(args->get("ckpt"));
+  trainer::ProbeOptions o;
+  o.t = args->get_double("t", 0.0);
+  o.color = name_index(data::color_names(), args->get("color", "red"), "color");
+  o.shape = name_index(data::shape_names(), args->get("shape", "circle"), "shape");
+  o.noises = static_cast<int>(args->get_int("noises", 32));
+  o.bucket = data::Bucket::parse(args->get("bucket", m.recipe.sample.bucket));
+  o.fps = m.recipe.sample.fps;
+  const nlohmann::json r = trainer::probe_motion(m, o);
+  std::printf("probe of %s (step %lld%s) at t = %g, %d noises, bucket %s: centroid of %s per frame (px)\n",
+              m.path.c_str(), static_cast<long long>(m.step), m.ema ? ", EMA" : "", o.t, o.noises,
+              o.bucket.name().c_str(), r["color"].get<std::string>().c_str());
+  for (const auto& name : data::motion_names()) {
+    const nlohmann::json& p = r["motions"][name];
+    std::string xs, ys;
+    char cell[32];
+    for (const auto& v : p["x"]) xs += (std::snprintf(cell, sizeof(cell), " %5.2f", v.get<double>()), cell);
+    for (const auto& v : p["y"]) ys += (std::snprintf(cell, sizeof(cell), " %5.2f", v.get<double>()), cell);
+    std::printf("  %-6s x:%s\n         y:%s\n", name.c_str(), xs.c_str(), ys.c_str());
+  }
+  const nlohmann::json& d = r["rms"];
+  std::printf("RMS difference: left-right %.5f  left-up %.5f  left-still %.5f  up-down %.5f  colour swapped %.5f\n",
+              d["left_right"].get<double>(), d["left_up"].get<double>(), d["left_still"].get<double>(),
+              d["up_down"].get<double>(), d["colour_swap"].get<double>());
+  if (args->has("out")) write_file_atomic(args->get("out"), r.dump(2) + "\n");
+  return 0;
+}
+
 }  // namespace
 
 int cmd_eval(int argc, char** argv, int first) {
   if (first < argc && std::string(argv[first]) == "tae") return cmd_eval_tae(argc, argv, first + 1);
+  if (first < argc && std::string(argv[first]) == "probe") return cmd_eval_probe(argc, argv, first + 1);
   Command c("reel eval --ckpt PATH --out DIR [options]",
             "Samples the fixed held-out prompt set (seeded prompts covering every colour x motion) from a\n"
             "checkpoint, measures colour, motion and shape accuracy from the decoded frames, adds the fixed-t\n"

@@ -24,6 +24,7 @@ const char* kHelp =
     "  eval --ckpt PATH --out DIR                sample the held-out prompt set and score it (eval.json)\n"
     "  eval tae --ckpt PATH --data DIR --out DIR2\n"
     "                                            a TAE's PSNR and SSIM on held-out clips, side-by-side MP4s\n"
+    "  eval probe --ckpt PATH                    where the model puts the object per frame at the start of sampling\n"
     "  data synth --out DIR                      write the synthetic video-text dataset (HDF5 shards)\n"
     "  data ingest SRC... --out DIR              real video, image and audio files into bucketed shards\n"
     "  data encode --tae CKPT --in DIR --out DIR2  a pixel dataset into TAE latent shards (under mpirun)\n"
