@@ -35,7 +35,7 @@ nlohmann::json probe_motion(InferenceModel& m, const ProbeOptions& o) {
   if (o.noises < 1) fail("probe: noises = ", o.noises, " must be at least 1");
   if (o.color < 0 || o.color >= int(data::color_names().size())) fail("probe: colour index ", o.color, " out of range");
   if (o.shape < 0 || o.shape >= int(data::shape_names().size())) fail("probe: shape index ", o.shape, " out of range");
-  const data::Bucket shape = sample_shape(m, o.bucket);
+  const data::Bucket model_shape = sample_shape(m, o.bucket);
   const FlowMatchingOptions flow = flow_options(m.recipe);
   const int64_t channels = m.model->options().transformer.in_channels;
   torch::NoGradGuard no_grad;
@@ -43,7 +43,8 @@ nlohmann::json probe_motion(InferenceModel& m, const ProbeOptions& o) {
   std::vector<torch::Tensor> noise;
   for (int i = 0; i < o.noises; ++i) {
     at::Generator gen = at::detail::createCPUGenerator(o.seed + uint64_t(i));
-    noise.push_back(sample_noise({channels, shape.frames, shape.height, shape.width}, flow.frame_correlation, gen));
+    noise.push_back(sample_noise({channels, model_shape.frames, model_shape.height, model_shape.width},
+                                 flow.frame_correlation, gen));
   }
   const torch::Tensor x0 = torch::stack(noise);
   const torch::Tensor t = torch::full({o.noises}, o.t);
