@@ -16,9 +16,11 @@ torch::Tensor T2VModelImpl::forward(const torch::Tensor& x, const torch::Tensor&
   return forward_with_text(x, t, encode_text(captions));
 }
 
-TextTokens T2VModelImpl::encode_text(const std::vector<std::string>& captions) {
+TextTokens T2VModelImpl::encode_text(const std::vector<std::string>& captions) { return encode_text(captions, {}); }
+
+TextTokens T2VModelImpl::encode_text(const std::vector<std::string>& captions, const EncodedText& encoded) {
   if (captions.empty()) fail("encode_text: no captions; pass one string per sample (\"\" for unconditional)");
-  return text(captions);
+  return text->forward(captions, encoded);
 }
 
 torch::Tensor T2VModelImpl::forward_with_text(const torch::Tensor& x, const torch::Tensor& t, const TextTokens& text_tokens) {

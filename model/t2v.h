@@ -28,6 +28,8 @@ class T2VModelImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const std::vector<std::string>& captions);
   // For the sampler: encode once, reuse over steps. -> tokens (B, S, dim), mask (B, S)
   TextTokens encode_text(const std::vector<std::string>& captions);
+  // The same with some frozen slots' encoder outputs given (TextConditioner::forward).
+  TextTokens encode_text(const std::vector<std::string>& captions, const EncodedText& encoded);
   torch::Tensor forward_with_text(const torch::Tensor& x, const torch::Tensor& t, const TextTokens& text);
   // Seeded, deterministic (the same seed gives bit-identical weights on CPU).
   void init_weights(uint64_t seed);

@@ -38,6 +38,10 @@ TextTokens TextSlotImpl::forward(const std::vector<std::string>& texts) {
     torch::NoGradGuard no_grad;
     encoded = encoder(texts);
   }
+  return project(encoded);
+}
+
+TextTokens TextSlotImpl::project(const TextTokens& encoded) {
   return {layer_norm(norm, proj(encoded.tokens)), encoded.mask};
 }
 
@@ -53,15 +57,41 @@ TextConditionerImpl::TextConditionerImpl(std::vector<TextEncoderSlotOptions> slo
   for (const auto& s : options_) slots_.push_back(register_module(s.name, TextSlot(s, model_dim)));
 }
 
-TextTokens TextConditionerImpl::forward(const std::vector<std::string>& texts) {
-  if (slots_.size() == 1) return slots_[0](texts);
+TextTokens TextConditionerImpl::forward(const std::vector<std::string>& texts) { return forward(texts, {}); }
+
+TextTokens TextConditionerImpl::forward(const std::vector<std::string>& texts, const EncodedText& encoded) {
+  for (const auto& [name, given] : encoded) {
+    if (!slot(name)->trainable()) continue;
+    fail("text slot '", name, "' is trainable: its encoder must run to be trained, so its output cannot be given ",
+         "ahead of time; freeze it (trainable: false) to use precomputed outputs");
+  }
   std::vector<torch::Tensor> tokens, masks;
-  for (auto& slot : slots_) {
-    auto t = slot(texts);
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    auto it = encoded.find(options_[i].name);
+    TextTokens t;
+    if (it == encoded.end()) {
+      t = slots_[i](texts);
+    } else {
+      const TextTokens& given = it->second;
+      REEL_CHECK(given.tokens.dim() == 3 && given.tokens.size(0) == int64_t(texts.size()) &&
+                     given.tokens.size(2) == options_[i].byte.dim,
+                 "precomputed output of text slot '", options_[i].name, "' must be (", texts.size(), ", L, ",
+                 options_[i].byte.dim, "), got ", given.tokens.sizes());
+      t = slots_[i]->project(given);
+    }
+    if (slots_.size() == 1) return t;
     tokens.push_back(t.tokens);
     masks.push_back(t.mask);
   }
   return {torch::cat(tokens, 1), torch::cat(masks, 1)};
+}
+
+TextSlot TextConditionerImpl::slot(const std::string& name) const {
+  for (size_t i = 0; i < slots_.size(); ++i)
+    if (options_[i].name == name) return slots_[i];
+  std::string known;
+  for (const auto& o : options_) known += (known.empty() ? "" : ", ") + o.name;
+  fail("no text slot named '", name, "'; this model's slots: ", known);
 }
 
 void TextConditionerImpl::init_weights(at::Generator& gen) {

@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -32,7 +33,11 @@ class TextSlotImpl : public torch::nn::Module {
  public:
   TextSlotImpl(const TextEncoderSlotOptions& o, int64_t model_dim);
   TextTokens forward(const std::vector<std::string>& texts);  // -> (B, L, model_dim), (B, L)
+  // The projection and LayerNorm alone, over the encoder's output (B, L, encoder dim) computed
+  // earlier (a text cache, trainer/text_cache.h): forward(texts) == project(encoder(texts)).
+  TextTokens project(const TextTokens& encoded);
   void init_weights(at::Generator& gen);
+  bool trainable() const { return trainable_; }
 
   ByteTextEncoder encoder{nullptr};
   torch::nn::Linear proj{nullptr};
@@ -43,14 +48,22 @@ class TextSlotImpl : public torch::nn::Module {
 };
 TORCH_MODULE(TextSlot);
 
+// Encoder outputs computed ahead of time, by slot name: (B, L, encoder dim) and mask (B, L).
+using EncodedText = std::map<std::string, TextTokens>;
+
 // Runs every slot and concatenates along L: tokens (B, sum L_i, model_dim), mask (B, sum L_i).
 // Parameters are named "<slot name>.encoder.*", "<slot name>.proj.*", "<slot name>.norm.*".
 class TextConditionerImpl : public torch::nn::Module {
  public:
   TextConditionerImpl(std::vector<TextEncoderSlotOptions> slots, int64_t model_dim);
   TextTokens forward(const std::vector<std::string>& texts);
+  // As forward(texts), but a slot named in `encoded` skips its encoder and projects the given
+  // output (B rows, one per text). UserError for a trainable slot (its encoder must run to
+  // train) or an unknown slot name.
+  TextTokens forward(const std::vector<std::string>& texts, const EncodedText& encoded);
   void init_weights(at::Generator& gen);  // slots in order
   const std::vector<TextEncoderSlotOptions>& slot_options() const { return options_; }
+  TextSlot slot(const std::string& name) const;  // UserError for an unknown name
 
  private:
   std::vector<TextEncoderSlotOptions> options_;

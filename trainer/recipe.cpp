@@ -142,6 +142,7 @@ void visit_fields(V& v, S& s) {
     v.value("batch_budget", s.batch_budget, at_least(0));
     v.value("image_ratio", s.image_ratio, at_least(-1.0));
     v.section("buckets", s.buckets);
+    v.value("text_cache", s.text_cache, any_text());
   } else if constexpr (std::is_same_v<T, BucketsSection>) {
     v.value("fps", s.fps, at_least(1));
     v.value("heights", s.heights, IntList{0, at_least(1)});
@@ -625,6 +626,11 @@ void check_shapes(const Recipe& r, const Context& ctx, bool check_paths) {
            exists ? "is not a directory" : "no such directory",
            fs::path(r.data.dir).is_relative() ? cat(" (relative to the working directory ", fs::current_path(ec).string(), ")") : "",
            "; create it with `reel data synth --out ", r.data.dir, "` or point data.dir at a dataset");
+    }
+    if (!r.data.text_cache.empty() && !fs::is_directory(r.data.text_cache, ec)) {
+      fail(ctx.at({"data.text_cache"}), ": key 'data.text_cache' = '", r.data.text_cache, "': no such directory",
+           "; build the cache with `reel data encode-text --model RECIPE --in ", r.data.dir, " --out ",
+           r.data.text_cache, "`, or remove the key");
     }
   }
 }

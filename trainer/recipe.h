@@ -102,6 +102,9 @@ struct DataSection {
   double image_ratio = -1;              // image (1-frame) batches per video batch in an epoch
                                         // (Movie Gen's 768 px stage: 0.1); < 0: as the data holds them
   BucketsSection buckets;               // what `reel data ingest` produces
+  std::string text_cache;               // non-empty: a text cache (`reel data encode-text`) whose
+                                        // outputs stand in for the frozen text encoders it holds
+                                        // (data/text_cache.h); must exist when the recipe is loaded
 };
 
 // Optimization, precision and the training loop's cadence.

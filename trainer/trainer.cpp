@@ -31,6 +31,7 @@
 #include "trainer/preemption.h"
 #include "trainer/schedule.h"
 #include "trainer/task.h"
+#include "trainer/text_encode.h"
 
 namespace reel::trainer {
 namespace {
@@ -243,6 +244,14 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
   }
 
   sync_copies();  // the batch threads' models take the resumed weights
+  if (!recipe_.data.text_cache.empty()) {  // checked against the weights the run trains with
+    text_cache_ = data::TextCache::open(recipe_.data.text_cache);
+    check_text_cache(*text_cache_, model_, recipe_.source);
+    std::string slots;
+    for (const auto& s : text_cache_->manifest().slots) slots += (slots.empty() ? "" : ", ") + s.name;
+    log_info("text cache ", recipe_.data.text_cache, ": ", text_cache_->manifest().strings, " strings stand in for ",
+             "the encoder of text slot(s) ", slots);
+  }
   // After a resume the loaded (whole) state is cut over tp, then sharded over the fsdp group.
   if (mesh_ && mesh_->dims().tp > 1) shard_tensor_parallel();
   if (mesh_ && mesh_->dims().cp > 1) {
@@ -290,7 +299,16 @@ double Trainer::step_flops(const data::Batch& batch) const {
   // (the text's K/V projections counted as split over cp too).
   const double tp = mesh_ ? mesh_->dims().tp : 1, cp = mesh_ ? mesh_->dims().cp : 1;
   const double mine = f.forward_flops - f.token_flops * (1 - 1 / cp) - f.block_flops / cp * (1 - 1 / tp);
-  return (3.0 * mine - 2.0 * f.frozen_text_flops) * static_cast<double>(batch.captions.size());
+  double cached = 0;  // encoders a text cache stands in for do not run at all
+  if (text_cache_) {
+    model::T2VOptions o = model_->options();
+    for (auto& slot : o.text) {
+      slot.trainable = true;
+      for (const auto& c : text_cache_->manifest().slots) slot.trainable = slot.trainable && c.name != slot.name;
+    }
+    cached = model::t2v_forward_flops(o, tokens, text_len).frozen_text_flops;
+  }
+  return (3.0 * mine - 2.0 * f.frozen_text_flops - cached) * static_cast<double>(batch.captions.size());
 }
 
 StepStats Trainer::train_step() {
@@ -324,7 +342,8 @@ StepStats Trainer::train_step() {
     torch::Tensor t = sample_t(global_b, flow_, gen).narrow(0, first, b);
     const torch::Tensor& x1 = batch.pixels;
     FlowPoint p = flow_path(x1, x0, t, flow_.sigma_min);
-    const double loss = forward_backward(p.xt, t, texts, p, x1);
+    const model::EncodedText encoded = text_cache_ ? cached_text(*text_cache_, texts) : model::EncodedText{};
+    const double loss = forward_backward(p.xt, t, texts, encoded, p, x1);
     if (fsdp_) fsdp_->finish_backward();  // the gradients reduce-scattered into the shards
     s.loss += loss / tr.grad_accum;  // this rank's; averaged over replicas below
     s.samples += global_b;
@@ -387,7 +406,8 @@ void Trainer::sync_copies() {
 }
 
 double Trainer::forward_backward(const torch::Tensor& xt, const torch::Tensor& t,
-                                 const std::vector<std::string>& texts, const FlowPoint& p, const torch::Tensor& x1) {
+                                 const std::vector<std::string>& texts, const model::EncodedText& encoded,
+                                 const FlowPoint& p, const torch::Tensor& x1) {
   const bool bf16 = recipe_.trainer.dtype == "bf16";
   const double accum = static_cast<double>(recipe_.trainer.grad_accum);
   const int64_t b = xt.size(0);
@@ -395,11 +415,14 @@ double Trainer::forward_backward(const torch::Tensor& xt, const torch::Tensor& t
   auto run = [&](model::T2VModel& m, int64_t first, int64_t n) {
     auto rows = [&](const torch::Tensor& x) { return x.narrow(0, first, n); };
     std::vector<std::string> part(texts.begin() + first, texts.begin() + first + n);
+    model::EncodedText encoded_part;
+    for (const auto& [slot, e] : encoded) encoded_part[slot] = {rows(e.tokens), rows(e.mask)};
     FlowPoint pp{rows(xt), rows(p.target)};
     torch::Tensor loss;
     {
       AutocastGuard autocast(bf16);
-      loss = training_loss(m->forward(pp.xt, rows(t), part), pp, rows(x1), rows(t), flow_);
+      const model::TextTokens text = m->encode_text(part, encoded_part);
+      loss = training_loss(m->forward_with_text(pp.xt, rows(t), text), pp, rows(x1), rows(t), flow_);
     }
     const double share = static_cast<double>(n) / static_cast<double>(b);
     if (test_nonfinite_steps_.count(step_ + 1)) loss = loss * std::numeric_limits<double>::quiet_NaN();

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "data/loader.h"
+#include "data/text_cache.h"
 #include "model/t2v.h"
 #include "parallel/data_parallel.h"
 #include "parallel/fsdp.h"
@@ -119,8 +120,9 @@ class Trainer {
   void sync_copies();  // the batch threads' model copies <- model_'s trainable parameters
   // One micro-batch's forward and backward, its rows split over the batch threads; returns the
   // micro-batch's mean loss.
+  // `encoded`: the cached slots' encoder outputs for `texts` (data.text_cache), else empty.
   double forward_backward(const torch::Tensor& xt, const torch::Tensor& t, const std::vector<std::string>& texts,
-                          const FlowPoint& p, const torch::Tensor& x1);
+                          const model::EncodedText& encoded, const FlowPoint& p, const torch::Tensor& x1);
   // With a mesh: this rank's part of every checkpoint tensor (its FSDP spans, its tp slices), host
   // copies; of the ranks holding the same elements, one writes them. No communication.
   ShardedCheckpoint sharded_state() const;
@@ -133,6 +135,7 @@ class Trainer {
   std::optional<Ema> ema_;
   std::shared_ptr<const data::Dataset> train_data_;
   std::shared_ptr<const data::Dataset> val_data_;
+  std::shared_ptr<const data::TextCache> text_cache_;  // data.text_cache, when set
   std::unique_ptr<data::Loader> loader_;
   std::unique_ptr<MetricsLog> metrics_;
   FlowMatchingOptions flow_;

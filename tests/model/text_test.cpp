@@ -105,7 +105,10 @@ TEST(TextConditioner, ConcatenatesSlotsAtModelWidth) {
   EXPECT_LT(out.tokens.mean(-1).abs().max().item<float>(), 1e-4);
 }
 
-TEST(TextConditioner, FrozenSlotGetsNoGradientButItsProjectionDoes) {
+namespace {
+
+// Two byte slots, "frozen" (trainable: false) and "live", into width 12, initialised from `seed`.
+TextConditioner frozen_and_live(uint64_t seed) {
   TextEncoderSlotOptions frozen, live;
   frozen.name = "frozen";
   frozen.trainable = false;
@@ -113,8 +116,15 @@ TEST(TextConditioner, FrozenSlotGetsNoGradientButItsProjectionDoes) {
   live.name = "live";
   live.byte = ByteTextEncoderOptions{8, 1, 2, 16};
   TextConditioner cond(std::vector<TextEncoderSlotOptions>{frozen, live}, 12);
-  auto gen = make_init_generator(2);
+  auto gen = make_init_generator(seed);
   cond->init_weights(gen);
+  return cond;
+}
+
+}  // namespace
+
+TEST(TextConditioner, FrozenSlotGetsNoGradientButItsProjectionDoes) {
+  TextConditioner cond = frozen_and_live(2);
   auto out = cond->forward({"hello"});
   (out.tokens * torch::randn_like(out.tokens)).sum().backward();
   for (const auto& p : cond->named_parameters()) {
@@ -126,6 +136,35 @@ TEST(TextConditioner, FrozenSlotGetsNoGradientButItsProjectionDoes) {
       ASSERT_TRUE(p.value().grad().defined()) << p.key();
       EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
     }
+  }
+}
+
+TEST(TextConditioner, GivenEncoderOutputsStandInForFrozenSlotsOnly) {
+  TextConditioner cond = frozen_and_live(4);
+  const std::vector<std::string> texts = {"hello", "a longer text", ""};
+  const TextTokens direct = cond->forward(texts);
+  TextTokens encoded;
+  {
+    torch::NoGradGuard no_grad;
+    encoded = cond->slot("frozen")->encoder(texts);
+  }
+  const TextTokens given = cond->forward(texts, {{"frozen", encoded}});
+  EXPECT_TRUE(torch::equal(given.tokens, direct.tokens));
+  EXPECT_TRUE(torch::equal(given.mask, direct.mask));
+  // Other encoder outputs give other tokens: the given ones are used, not recomputed.
+  const TextTokens other = cond->forward(texts, {{"frozen", {encoded.tokens.flip(0), encoded.mask}}});
+  EXPECT_FALSE(torch::equal(other.tokens, direct.tokens));
+  try {
+    cond->forward(texts, {{"live", cond->slot("live")->encoder(texts)}});
+    FAIL() << "expected UserError";
+  } catch (const reel::UserError& e) {
+    EXPECT_TRUE(contains(e.what(), "text slot 'live' is trainable")) << e.what();
+  }
+  try {
+    cond->slot("nope");
+    FAIL() << "expected UserError";
+  } catch (const reel::UserError& e) {
+    EXPECT_TRUE(contains(e.what(), "no text slot named 'nope'; this model's slots: frozen, live")) << e.what();
   }
 }
 

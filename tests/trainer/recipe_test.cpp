@@ -84,7 +84,8 @@ void leaf_keys(const YAML::Node& node, const std::string& prefix, std::set<std::
 // recipe valid.
 const std::vector<std::string> kEveryKeyChanged = {
     "seed=7",
-    "init_from=runs/data/synth",  // must exist (any path does for the recipe; the trainer reads it)
+    "init_from=runs/data/synth",
+    "data.text_cache=runs/data/synth",  // must exist too  // must exist (any path does for the recipe; the trainer reads it)
     "run.dir=runs/other",
     "run.name=exp",
     "model.name=t2v_big",

@@ -10,6 +10,7 @@
 #include "data/ingest.h"
 #include "data/synth.h"
 #include "trainer/latent_encode.h"
+#include "trainer/text_encode.h"
 #include "trainer/recipe.h"
 #include "trainer/cli/args.h"
 #include "trainer/cli/commands.h"
@@ -158,6 +159,49 @@ int cmd_encode(int argc, char** argv, int first) {
   return 0;
 }
 
+int cmd_encode_text(int argc, char** argv, int first) {
+  Command c("[mpirun -np N] reel data encode-text --model RECIPE|CKPT --in DIR --out DIR2 [key.path=value ...]",
+            "Runs the frozen text encoders (text_encoders[i].trainable: false) of a text-to-video model once\n"
+            "over every conditioning text of a dataset (\"FPS-<fps> <caption>\" of DIR/train and DIR/val, and\n"
+            "\"\" for caption dropout) into a text cache in DIR2; a recipe with data.text_cache: DIR2 then\n"
+            "reads those outputs instead of running the encoders. The weights are those a run of RECIPE starts\n"
+            "with (seed, init_from; overrides apply) or a checkpoint's. The trainer refuses a cache built from\n"
+            "other weights. Under mpirun each rank encodes every N-th chunk; the cache is the same whatever\n"
+            "the number of ranks. Complete chunks are skipped, so rerunning an interrupted job finishes it.");
+  c.positional("key.path=value", "recipe overrides (with a RECIPE)")
+      .max_positionals(-1)
+      .option("model", "RECIPE|CKPT", "a recipe (*.yaml) or a t2v checkpoint: a file, a run directory or its latest")
+      .option("in", "DIR", "the dataset (pixel or latent shards)")
+      .option("out", "DIR2", "the text cache directory (new, empty, or an interrupted run's)")
+      .option("batch", "N", "strings per encoder call (default 64)")
+      .option("chunk", "N", "strings per chunk file (default 1024)")
+      .option("dtype", "T", "bfloat16 (default; half the bytes) or float32 (outputs exactly as computed)")
+      .option("threads", "N", "intra-op threads per rank (default: the node's cores divided among its ranks)");
+  auto args = c.parse(argc, argv, first);
+  if (!args) return 0;
+  for (const char* required : {"model", "in", "out"})
+    if (!args->has(required)) fail("--", required, " is required; see `reel data encode-text --help`");
+  trainer::TextEncodeOptions o;
+  o.model = args->get("model");
+  o.overrides = args->positionals();
+  o.in_dir = args->get("in");
+  o.out_dir = args->get("out");
+  o.batch = int(args->get_int("batch", 64));
+  o.chunk = args->get_int("chunk", 1024);
+  o.dtype = args->has("dtype") ? args->get("dtype") : "bfloat16";
+  const LaunchInfo launch = launch_info();
+  o.rank = launch.rank;
+  o.world_size = launch.world_size;
+  const int threads = configure_threads(int(args->get_int("threads", 0)));
+  const trainer::TextEncodeReport r = trainer::encode_text_cache(o);
+  std::printf("encode-text rank %d/%d: %lld of %lld chunks (%lld strings in all), %lld complete before, "
+              "%lld strings encoded, %d threads (%.1fs)\n",
+              o.rank, o.world_size, static_cast<long long>(r.mine), static_cast<long long>(r.chunks),
+              static_cast<long long>(r.strings), static_cast<long long>(r.already_done),
+              static_cast<long long>(r.encoded), threads, r.seconds);
+  return 0;
+}
+
 }  // namespace
 
 int cmd_data(int argc, char** argv, int first) {
@@ -165,14 +209,17 @@ int cmd_data(int argc, char** argv, int first) {
   if (sub == "synth") return cmd_synth(argc, argv, first + 1);
   if (sub == "ingest") return cmd_ingest(argc, argv, first + 1);
   if (sub == "encode") return cmd_encode(argc, argv, first + 1);
+  if (sub == "encode-text") return cmd_encode_text(argc, argv, first + 1);
   if (sub == "--help" || sub == "-h") {
     std::printf("usage: reel data <subcommand>\n\nsubcommands:\n"
                 "  synth --out DIR            the synthetic video-text dataset\n"
                 "  ingest SRC... --out DIR    real video, image and audio files into bucketed shards\n"
-                "  encode --tae CKPT --in DIR --out DIR2   a pixel dataset into TAE latent shards (mpirun)\n");
+                "  encode --tae CKPT --in DIR --out DIR2   a pixel dataset into TAE latent shards (mpirun)\n"
+                "  encode-text --model RECIPE|CKPT --in DIR --out DIR2   frozen text encoders' outputs into a\n"
+                "                             text cache for data.text_cache (mpirun)\n");
     return 0;
   }
-  fail("unknown `reel data` subcommand '", sub, "'; known: synth, ingest, encode");
+  fail("unknown `reel data` subcommand '", sub, "'; known: synth, ingest, encode, encode-text");
 }
 
 }  // namespace reel::cli
