@@ -70,6 +70,10 @@ class Fsdp {
   // What the model's block runner calls for block `index` (collective over the shard group).
   torch::Tensor run_unit(int64_t index, const std::function<torch::Tensor()>& run);
 
+  // Before a backward pass of a model that runs no block through run_unit (every parameter in the
+  // root unit): the root's gradient buffer made ready for autograd to accumulate into. run_unit
+  // does this itself.
+  void prepare_root_gradients() { prepare_grads(*units_.back()); }
   // After each backward pass (each micro-batch): every unit's gradient reduce-scattered and added
   // into its shard's .grad (average over the shard group); full gradient buffers released.
   void finish_backward();

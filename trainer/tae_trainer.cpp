@@ -5,6 +5,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <mutex>
 
 #include "common/error.h"
@@ -13,7 +14,10 @@
 #include "common/runtime.h"
 #include "data/shards.h"
 #include "data/video_io.h"
+#include "parallel/mpi_communicator.h"
 #include "trainer/checkpoint.h"
+#include "trainer/checkpoint_sharded.h"
+#include "trainer/fsdp_state.h"
 #include "trainer/preemption.h"
 #include "trainer/schedule.h"
 #include "trainer/tae_loss.h"
@@ -175,12 +179,13 @@ TaeTrainer::TaeTrainer(Recipe recipe, bool resume, parallel::Mesh* mesh) : recip
   if (mesh_) {
     const parallel::ParallelDims& d = mesh_->dims();
     if (d.tp != 1 || d.cp != 1)
-      fail(recipe_.source, ": the TAE (model.name: tae) trains data-parallel only: parallel.tp = ", d.tp,
-           " and parallel.cp = ", d.cp, " must be 1 (every rank holds the whole TAE)");
-    parallel::Communicator& group = mesh_->group(parallel::MeshGroup::kDp);
-    rank_ = group.rank();
-    ranks_ = group.size();
-    if (ranks_ > 1) dp_ = std::make_unique<parallel::DataParallel>(group);
+      fail(recipe_.source, ": the TAE (model.name: tae) trains data-parallel (replicas or FSDP) only: ",
+           "parallel.tp = ", d.tp, " and parallel.cp = ", d.cp, " must be 1; a convolutional autoencoder has no ",
+           "heads to split, and its clips are short enough for one rank");
+    data_group_ = &mesh_->group(parallel::MeshGroup::kDp);
+    rank_ = data_group_->rank();
+    ranks_ = data_group_->size();
+    if (d.dp_shard == 1 && ranks_ > 1) dp_ = std::make_unique<parallel::DataParallel>(*data_group_);
   }
   if (const char* step = std::getenv("REEL_TEST_PREEMPT_AT_STEP"); step != nullptr && writer()) {
     test_preempt_step_ = std::stoll(step);
@@ -230,6 +235,7 @@ TaeTrainer::TaeTrainer(Recipe recipe, bool resume, parallel::Mesh* mesh) : recip
     dp_->broadcast_parameters(tae_->parameters());
     if (disc_) dp_->broadcast_parameters(disc_->parameters());
   }
+  if (mesh_ && mesh_->dims().dp_shard > 1) shard();
   data::LoaderOptions lo = loader_options(recipe_);
   lo.batch_size = static_cast<int>(parallel::per_rank_batch(recipe_.data.batch_size, ranks_));
   lo.rank = rank_;
@@ -245,14 +251,38 @@ TaeTrainer::TaeTrainer(Recipe recipe, bool resume, parallel::Mesh* mesh) : recip
   log_info("model tae: ", params, " parameters (formula ", model::tae_param_count(options), "), compression ",
            options.compression[0], "x", options.compression[1], "x", options.compression[2], ", ",
            options.latent_channels, " latent channels  data: ", train_data_->size(), " train / ", val_data_->size(),
-           " val clips", ranks_ > 1 ? cat("  ", ranks_, " data-parallel ranks") : std::string());
+           " val clips", dp_ ? cat("  ", ranks_, " data-parallel ranks")
+                             : fsdp_ ? cat("  FSDP over ", ranks_, " ranks (", mesh_->dims().describe(), ")")
+                                     : std::string());
 }
 
-// Gradients averaged over the data-parallel ranks, and the logged scalars with them, so that rank
-// 0 logs the whole batch's values.
-void TaeTrainer::average_gradients(torch::nn::Module& module, nlohmann::json& rec, const char* loss_key) {
-  if (!dp_) return;
-  rec[loss_key] = dp_->average_gradients(module.parameters(), rec[loss_key].get<double>());
+void TaeTrainer::shard() {
+  const TrainerSection& tr = recipe_.trainer;
+  auto& shard_group = mesh_->group(parallel::MeshGroup::kFsdp);
+  auto* replicas = &mesh_->group(parallel::MeshGroup::kReplicate);
+  fsdp_ = std::make_unique<parallel::Fsdp>(*tae_, std::vector<std::string>{}, shard_group, replicas);
+  opt_ = sharded_adamw(*fsdp_, *tae_, *opt_, adamw_options(tr));
+  if (disc_) {
+    disc_fsdp_ = std::make_unique<parallel::Fsdp>(*disc_, std::vector<std::string>{}, shard_group, replicas);
+    disc_opt_ = sharded_adamw(*disc_fsdp_, *disc_, *disc_opt_, adamw_options(tr));
+  }
+}
+
+double TaeTrainer::apply_gradients(torch::nn::Module& module, parallel::Fsdp* fsdp, torch::optim::AdamW& opt,
+                                   double max_norm) {
+  const double limit = max_norm > 0 ? max_norm : std::numeric_limits<double>::infinity();
+  double norm = 0;
+  if (fsdp) {
+    fsdp->finish_backward();  // reduce-scattered (averaged) into the shards
+    fsdp->synchronize();      // HSDP: averaged over the replicas
+    norm = fsdp->clip_grad_norm(limit);
+  } else {
+    if (dp_) dp_->average_gradients(module.parameters(), 0.0);
+    norm = torch::nn::utils::clip_grad_norm_(module.parameters(), limit);
+  }
+  opt.step();
+  if (fsdp) fsdp->after_optimizer_step();  // the weights gathered again from the stepped shards
+  return norm;
 }
 
 int TaeTrainer::agreed_preemption_signal() {
@@ -295,33 +325,35 @@ void TaeTrainer::train_step(nlohmann::json& rec) {
   }
   const bool adversarial = disc_ && step_ >= w.adversarial_start;
   if (adversarial) {
+    // The generator's adversarial term reaches the TAE through the discriminator, whose own
+    // weights take no gradient from it (they are trained on d_loss below).
+    for (auto& p : disc_->parameters()) p.requires_grad_(false);
     torch::Tensor g_adv = -disc_->forward(recon).mean();
+    for (auto& p : disc_->parameters()) p.requires_grad_(true);
     loss = loss + w.adversarial * g_adv;
     rec["adversarial"] = g_adv.item<double>();
   }
   rec["loss"] = loss.item<double>();
   rec["psnr"] = psnr(x, recon.detach().clamp(-1, 1)).mean().item<double>();
-  if (dp_) {  // the parts of the loss, averaged over the ranks (one small all-reduce)
-    std::vector<std::string> keys;
-    std::vector<double> values;
-    for (const auto& [key, value] : rec.items())
-      if (key != "loss") keys.push_back(key), values.push_back(value.get<double>());
-    torch::Tensor t = torch::tensor(values, torch::kFloat64);
-    dp_->group().all_reduce(t, parallel::ReduceOp::kSum);
-    for (size_t i = 0; i < keys.size(); ++i) rec[keys[i]] = t[int64_t(i)].item<double>() / ranks_;
-  }
   opt_->zero_grad();
+  if (fsdp_) fsdp_->prepare_root_gradients();
   loss.backward();
-  average_gradients(*tae_, rec, "loss");
-  const double norm = torch::nn::utils::clip_grad_norm_(tae_->parameters(), tr.grad_clip > 0 ? tr.grad_clip : 1e30);
-  opt_->step();
+  const double norm = apply_gradients(*tae_, fsdp_.get(), *opt_, tr.grad_clip);
   if (adversarial) {
     disc_opt_->zero_grad();
+    if (disc_fsdp_) disc_fsdp_->prepare_root_gradients();
     torch::Tensor d_loss = hinge_real(disc_->forward(x)) + hinge_fake(disc_->forward(recon.detach()));
     d_loss.backward();
     rec["disc_loss"] = d_loss.item<double>();
-    average_gradients(*disc_, rec, "disc_loss");
-    disc_opt_->step();
+    apply_gradients(*disc_, disc_fsdp_.get(), *disc_opt_, 0);
+  }
+  if (data_group_ && ranks_ > 1) {  // the logged values averaged over the data ranks (one small all-reduce)
+    std::vector<std::string> keys;
+    std::vector<double> values;
+    for (const auto& [key, value] : rec.items()) keys.push_back(key), values.push_back(value.get<double>());
+    torch::Tensor t = torch::tensor(values, torch::kFloat64);
+    data_group_->all_reduce(t, parallel::ReduceOp::kSum);
+    for (size_t i = 0; i < keys.size(); ++i) rec[keys[i]] = t[int64_t(i)].item<double>() / ranks_;
   }
   ++step_;
   rec["step"] = step_;
@@ -370,6 +402,29 @@ RunEnd TaeTrainer::run() {
 }
 
 void TaeTrainer::save_checkpoint() {
+  const std::string path = checkpoint_path(recipe_.run.dir, step_);
+  if (fsdp_) {  // every rank writes its shards' spans; the first replica of each shard writes them
+    mesh_->world().barrier();  // watched; the write's own collectives (MPI-IO) are not
+    const bool first_replica = mesh_->coords().replicate == 0, world0 = mesh_->world().rank() == 0;
+    ShardedCheckpoint ckpt;
+    ckpt.step = step_;
+    add_fsdp_shares(*fsdp_, *tae_, *opt_, "model/", kOptimPrefix, first_replica, world0, ckpt);
+    if (disc_) add_fsdp_shares(*disc_fsdp_, *disc_, *disc_opt_, "disc/", "disc_optim/", first_replica, world0, ckpt);
+    ckpt.tensors["rng/torch_cpu"] = whole_share(at::detail::getDefaultCPUGenerator().get_state(), world0);
+    ckpt.meta["data_position"] = data_position_json(loader_->position(), recipe_.data);
+    ckpt.meta["recipe"] = to_yaml(recipe_);
+    const auto* world = dynamic_cast<const parallel::MpiCommunicator*>(&mesh_->world());
+    REEL_CHECK(world != nullptr, "checkpoints are written over MPI-IO: the mesh's world must be an MPI communicator");
+    std::lock_guard<std::recursive_mutex> lock(data::hdf5_mutex());
+    save_checkpoint_sharded(path, ckpt, world->comm());
+    if (world0) {
+      mark_latest(recipe_.run.dir, std::filesystem::path(path).filename().string());
+      prune_checkpoints(recipe_.run.dir, static_cast<int>(recipe_.trainer.keep_last), recipe_.trainer.keep_every);
+      log_info("checkpoint ", path);
+    }
+    mesh_->world().barrier();
+    return;
+  }
   if (!writer()) {  // rank 0 writes the whole file (every replica holds the same state)
     mesh_->world().barrier();
     return;
@@ -389,7 +444,6 @@ void TaeTrainer::save_checkpoint() {
   const data::LoaderPosition pos = loader_->position();
   ckpt.meta["data_position"] = data_position_json(pos, recipe_.data);
   ckpt.meta["recipe"] = to_yaml(recipe_);
-  const std::string path = checkpoint_path(recipe_.run.dir, step_);
   {
     std::lock_guard<std::recursive_mutex> lock(data::hdf5_mutex());
     reel::trainer::save_checkpoint(path, ckpt);

@@ -19,6 +19,7 @@
 #include "data/loader.h"
 #include "model/tae.h"
 #include "parallel/data_parallel.h"
+#include "parallel/fsdp.h"
 #include "parallel/mesh.h"
 #include "trainer/metrics.h"
 #include "trainer/recipe.h"
@@ -63,10 +64,14 @@ class TaeTrainer {
  public:
   // Opens the data, builds the TAE (and discriminator), resumes from the run's latest checkpoint
   // with `resume`. UserError for a bad dataset, options or checkpoint. Under mpirun (`mesh`), the
-  // data-parallel ranks (dp_replicate x dp_shard; tp and cp must be 1) each hold the whole TAE,
-  // take their part of every global batch and average their gradients, so every step is the one
-  // process's step on the whole batch (the noise of the KL latent included). Rank 0 validates,
-  // logs and writes the checkpoints.
+  // data-parallel ranks (dp_replicate x dp_shard; tp and cp must be 1) take their part of every
+  // global batch, so every step is the one process's step on the whole batch (the noise of the KL
+  // latent included). With dp_shard = 1 every rank holds the whole TAE and its optimizer state and
+  // gradients are averaged (replicas). With dp_shard > 1 the TAE and its discriminator are FSDP
+  // modules (parallel/fsdp.h) of one unit each: weights stay gathered, but the fp32 master weights
+  // and AdamW state are 1/dp_shard per rank and gradients are reduce-scattered into them (HSDP over
+  // dp_replicate); every rank then writes its part of each checkpoint (checkpoint_sharded.h).
+  // Rank 0 validates and logs.
   TaeTrainer(Recipe recipe, bool resume, parallel::Mesh* mesh = nullptr);
   RunEnd run();
   int64_t step() const { return step_; }
@@ -76,9 +81,14 @@ class TaeTrainer {
  private:
   void save_checkpoint();
   data::LoaderPosition load_checkpoint(const std::string& path);
-  void average_gradients(torch::nn::Module& module, nlohmann::json& rec, const char* loss_key);
   int agreed_preemption_signal();
   bool writer() const { return rank_ == 0; }
+
+  // After backward: gradients averaged over the data ranks (replicas or FSDP), clipped to
+  // `max_norm` when > 0 (returns the norm before), and the optimizer step taken.
+  double apply_gradients(torch::nn::Module& module, parallel::Fsdp* fsdp, torch::optim::AdamW& opt,
+                         double max_norm);
+  void shard();  // FSDP over dp_shard (after a resume: the whole state is cut into shards)
 
   Recipe recipe_;
   model::TaeModel tae_{nullptr};
@@ -89,7 +99,9 @@ class TaeTrainer {
   std::unique_ptr<MetricsLog> metrics_;
   int64_t step_ = 0;
   parallel::Mesh* mesh_ = nullptr;
-  std::unique_ptr<parallel::DataParallel> dp_;  // over the data-parallel ranks, when there are several
+  std::unique_ptr<parallel::DataParallel> dp_;  // over the replicas, when they are the only parallelism
+  std::unique_ptr<parallel::Fsdp> fsdp_, disc_fsdp_;  // with dp_shard > 1
+  parallel::Communicator* data_group_ = nullptr;     // every data rank (dp_replicate x dp_shard)
   int rank_ = 0, ranks_ = 1;                    // in that group
   int64_t test_preempt_step_ = -1;              // REEL_TEST_PREEMPT_AT_STEP
 };

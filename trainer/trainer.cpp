@@ -28,6 +28,7 @@
 #include "parallel/activation_checkpoint.h"
 #include "parallel/mpi_communicator.h"
 #include "trainer/checkpoint.h"
+#include "trainer/fsdp_state.h"
 #include "trainer/preemption.h"
 #include "trainer/schedule.h"
 #include "trainer/task.h"
@@ -487,10 +488,8 @@ void Trainer::shard_model() {
   fo.reshard_after_forward = recipe_.parallel.reshard_after_forward;
   // bf16: parameters gathered and gradients accumulated in bf16, reduced into fp32 shards.
   if (tr.dtype == "bf16") fo.param_dtype = torch::kBFloat16;
-  // The plain optimizer's state and EMA (a resumed checkpoint's), by parameter name.
-  std::map<std::string, const torch::optim::AdamWParamState*> states;
+  // The EMA (a resumed checkpoint's), by parameter name.
   std::map<std::string, torch::Tensor> ema_by_name;
-  for (const auto& p : model_->named_parameters()) states[p.key()] = adamw_param_state(*optimizer_, p.value());
   if (ema_) {
     for (size_t i = 0; i < ema_->names().size(); ++i) ema_by_name[ema_->names()[i]] = ema_->shadow()[i];
   }
@@ -509,31 +508,13 @@ void Trainer::shard_model() {
     }
   }
 
-  auto sharded = std::make_unique<torch::optim::AdamW>(params_, adamw_options(tr));
+  optimizer_ = sharded_adamw(*fsdp_, *model_, *optimizer_, adamw_options(tr));
   std::vector<std::string> ema_names;
   std::vector<torch::Tensor> ema_values;
-  for (int64_t u = 0; u < fsdp_->num_units(); ++u) {
-    const std::vector<std::string> names = fsdp_->unit_names(u);
-    if (!names.empty() && states.at(names.front()) != nullptr) {  // AdamW steps every parameter together
-      auto moment = [&](bool second) {
-        return fsdp_->shard_from_full(u, [&](const std::string& name) {
-          const auto* st = states.at(name);
-          REEL_CHECK(st != nullptr, "FSDP: parameter '", name, "' has no AdamW state while others of its unit do");
-          return second ? st->exp_avg_sq() : st->exp_avg();
-        });
-      };
-      auto state = std::make_unique<torch::optim::AdamWParamState>();
-      state->step(states.at(names.front())->step());
-      state->exp_avg(moment(false));
-      state->exp_avg_sq(moment(true));
-      sharded->state()[adamw_state_key(params_[u])] = std::move(state);
-    }
-    if (ema_) {
-      ema_names.push_back(cat("fsdp_unit_", u));
-      ema_values.push_back(fsdp_->shard_from_full(u, [&](const std::string& name) { return ema_by_name.at(name); }));
-    }
+  for (int64_t u = 0; ema_ && u < fsdp_->num_units(); ++u) {
+    ema_names.push_back(cat("fsdp_unit_", u));
+    ema_values.push_back(fsdp_->shard_from_full(u, [&](const std::string& name) { return ema_by_name.at(name); }));
   }
-  optimizer_ = std::move(sharded);
   if (ema_) {
     double decay = ema_->decay();
     ema_.emplace(ema_names, ema_values, decay);

@@ -49,39 +49,61 @@ for f in e["side_by_side"]:
 assert sorted(e["side_by_side"]) == ["1x8x8_0.mp4", "4x8x8_0.mp4"], e["side_by_side"]
 PY
 
-# Data-parallel: 2 ranks, each 2 of the 4 clips of every step, take the one process's steps: the
-# same losses, gradient norm (of the averaged gradients) and discriminator loss (the
-# discriminator on from the first step, so step 2 shows its averaged update) to 1e-4. Later steps
-# drift apart slowly through float summation order (Adam magnifies it in near-zero gradients).
-for run in one_adv:1 dp_adv:2; do
-  reel_on "${run#*:}" train $R "${ARGS[@]}" run.dir="$WORK/${run%:*}" trainer.steps=2 tae_loss.adversarial_start=0 \
-    > "$WORK/${run%:*}.log" 2>&1 || die "$(cat "$WORK/${run%:*}.log")"
-done
+# 2 ranks, each 2 of the 4 clips of every step, take the one process's steps, as replicas
+# (dp_replicate 2) and as FSDP (dp_shard 2, the default mesh: master weights, Adam state and
+# gradients sharded): the same losses, gradient norm (of the averaged gradients) and discriminator
+# loss (the discriminator on from the first step, so step 2 shows its averaged update) to 1e-4.
+# Later steps drift apart slowly through float summation order (Adam magnifies it in near-zero
+# gradients; weights after 3 steps differ by up to 2% in replicas and FSDP alike).
+reel_on 1 train $R "${ARGS[@]}" run.dir="$WORK/one_adv" trainer.steps=2 tae_loss.adversarial_start=0 \
+  > "$WORK/one_adv.log" 2>&1 || die "$(cat "$WORK/one_adv.log")"
+reel_on 2 train $R "${ARGS[@]}" run.dir="$WORK/dp_adv" trainer.steps=2 tae_loss.adversarial_start=0 \
+  parallel.dp_replicate=2 parallel.dp_shard=1 > "$WORK/dp_adv.log" 2>&1 || die "$(cat "$WORK/dp_adv.log")"
+reel_on 2 train $R "${ARGS[@]}" run.dir="$WORK/fsdp_adv" trainer.steps=2 tae_loss.adversarial_start=0 \
+  > "$WORK/fsdp_adv.log" 2>&1 || die "$(cat "$WORK/fsdp_adv.log")"
 grep -q "2 data-parallel ranks" "$WORK/dp_adv.log" || die "not data-parallel: $(cat "$WORK/dp_adv.log")"
+grep -q "FSDP over 2 ranks" "$WORK/fsdp_adv.log" || die "not FSDP: $(cat "$WORK/fsdp_adv.log")"
 python3 - "$WORK" <<'PY'
 import json, sys
 w = sys.argv[1]
 recs = lambda run: {r["step"]: r for r in map(json.loads, open(f"{w}/{run}/metrics.jsonl"))}
-a, b = recs("one_adv"), recs("dp_adv")
-assert sorted(a) == sorted(b) == [1, 2], (sorted(a), sorted(b))
-for s in a:
-    for k in ("loss", "l1", "l2", "kl", "outlier", "psnr", "grad_norm", "adversarial", "disc_loss", "val_psnr"):
-        assert (k in a[s]) == (k in b[s]), (s, k)
-        if k in a[s]:
-            assert abs(a[s][k] - b[s][k]) <= 1e-4 * max(1.0, abs(a[s][k])), f"step {s} {k}: {a[s][k]} vs {b[s][k]}"
+a = recs("one_adv")
+for run in ("dp_adv", "fsdp_adv"):
+    b = recs(run)
+    assert sorted(a) == sorted(b) == [1, 2], (run, sorted(a), sorted(b))
+    for s in a:
+        for k in ("loss", "l1", "l2", "kl", "outlier", "psnr", "grad_norm", "adversarial", "disc_loss", "val_psnr"):
+            assert (k in a[s]) == (k in b[s]), (run, s, k)
+            if k in a[s]:
+                assert abs(a[s][k] - b[s][k]) <= 1e-4 * max(1.0, abs(a[s][k])), f"{run} step {s} {k}: {a[s][k]} vs {b[s][k]}"
 PY
-[ $? = 0 ] || die "2 ranks differ from one process"
 
-# Preempted (SIGUSR1 after step 2, as Slurm sends it) under mpirun: a checkpoint, exit 75, and the
-# resumed run ends exactly where an uninterrupted 2-rank run does.
+# Preempted (SIGUSR1 after step 2, as Slurm sends it) under mpirun (FSDP 2, each rank writing its
+# shards): a checkpoint, exit 75, and the resumed run ends exactly where an uninterrupted 2-rank
+# run does. An FSDP checkpoint holds whole tensors: one process resumes from it.
 reel_on 2 train $R "${ARGS[@]}" run.dir="$WORK/dp2" > "$WORK/dp2.log" 2>&1 || die "$(cat "$WORK/dp2.log")"
 rc=0
 REEL_TEST_PREEMPT_AT_STEP=2 reel_on 2 train $R "${ARGS[@]}" run.dir="$WORK/pre" > "$WORK/pre.log" 2>&1 || rc=$?
 [ "$rc" = 75 ] || die "expected exit 75, got $rc: $(cat "$WORK/pre.log")"
 [ -f "$WORK/pre/checkpoints/step_00000002.h5" ] || die "no checkpoint at the preemption"
 reel_on 2 train $R "${ARGS[@]}" run.dir="$WORK/pre" --resume > "$WORK/pre2.log" 2>&1 || die "$(cat "$WORK/pre2.log")"
-h5diff "$WORK/dp2/checkpoints/step_00000006.h5" "$WORK/pre/checkpoints/step_00000006.h5" /model /model ||
-  die "the preempted and resumed run differs"
+for group in /model /optim /disc /disc_optim; do
+  h5diff "$WORK/dp2/checkpoints/step_00000006.h5" "$WORK/pre/checkpoints/step_00000006.h5" $group $group ||
+    die "$group: the preempted and resumed run differs"
+done
+"$REEL" ckpt verify "$WORK/dp2/checkpoints/step_00000003.h5" > /dev/null || die "the FSDP checkpoint does not verify"
+mkdir -p "$WORK/cross/checkpoints"
+cp "$WORK/dp2/checkpoints/step_00000003.h5" "$WORK/cross/checkpoints/"
+echo step_00000003.h5 > "$WORK/cross/checkpoints/latest"
+"$REEL" train $R "${ARGS[@]}" run.dir="$WORK/cross" --resume > "$WORK/cross.log" 2>&1 || die "$(cat "$WORK/cross.log")"
+python3 - "$WORK" <<'PY'
+import json, sys
+w = sys.argv[1]
+recs = lambda run: {r["step"]: r for r in map(json.loads, open(f"{w}/{run}/metrics.jsonl"))}
+a, b = recs("dp2"), recs("cross")
+assert sorted(b) == [4, 5, 6], sorted(b)
+assert abs(a[4]["loss"] - b[4]["loss"]) <= 1e-4 * abs(a[4]["loss"]), (a[4]["loss"], b[4]["loss"])
+PY
 
 "$REEL" bench step $R "${ARGS[@]}" run.dir="$WORK/bench" --steps 2 --warmup 1 > "$WORK/bench.log" 2>&1 ||
   die "$(cat "$WORK/bench.log")"
