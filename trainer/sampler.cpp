@@ -36,10 +36,8 @@ data::Bucket TaeDecoder::model_bucket(const data::Bucket& pixels) const {
 InferenceModel load_inference_model(const std::string& argument) {
   const std::string path = resolve_checkpoint_argument(argument);
   Checkpoint ckpt = load_checkpoint(path);
-  auto recipe_text = ckpt.meta.find("recipe");
-  if (recipe_text == ckpt.meta.end()) fail(path, ": checkpoint holds no recipe; it was not written by `reel train`");
   InferenceModel m;
-  m.recipe = parse_recipe_text(recipe_text->second, path + ":recipe", {}, /*check_paths=*/false);
+  m.recipe = checkpoint_recipe(ckpt, path);
   m.step = ckpt.step;
   m.path = path;
   m.decoder = std::make_shared<PixelDecoder>();

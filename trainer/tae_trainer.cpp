@@ -41,9 +41,7 @@ model::TaeOptions tae_options(const Recipe& recipe) {
 
 model::TaeModel load_tae(const std::string& checkpoint) {
   Checkpoint ckpt = load_checkpoint(checkpoint);
-  auto recipe_text = ckpt.meta.find("recipe");
-  if (recipe_text == ckpt.meta.end()) fail(checkpoint, ": no recipe in the checkpoint; cannot rebuild its TAE");
-  const Recipe recipe = parse_recipe_text(recipe_text->second, checkpoint + ":recipe", {}, /*check_paths=*/false);
+  const Recipe recipe = checkpoint_recipe(ckpt, checkpoint);
   if (recipe.model.name != "tae") {
     fail(checkpoint, " holds a '", recipe.model.name, "' model, not a TAE (model.name: tae)");
   }

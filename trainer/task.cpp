@@ -120,4 +120,10 @@ data::LoaderPosition parse_data_position(const std::string& text, const DataSect
   return start;
 }
 
+Recipe checkpoint_recipe(const Checkpoint& ckpt, const std::string& path) {
+  auto text = ckpt.meta.find("recipe");
+  if (text == ckpt.meta.end()) fail(path, ": checkpoint holds no recipe; it was not written by `reel train`");
+  return parse_recipe_text(text->second, path + ":recipe", {}, /*check_paths=*/false);
+}
+
 }  // namespace reel::trainer

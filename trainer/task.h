@@ -9,6 +9,7 @@
 
 #include "data/loader.h"
 #include "model/t2v.h"
+#include "trainer/checkpoint.h"
 #include "trainer/flow_matching.h"
 #include "trainer/recipe.h"
 
@@ -52,5 +53,9 @@ std::string data_position_json(const data::LoaderPosition& position, const DataS
 // ... and back, refusing one written with another data.batch_size or data.batch_budget (the
 // batches it counts would be others). `path` names the checkpoint in the message.
 data::LoaderPosition parse_data_position(const std::string& json, const DataSection& data, const std::string& path);
+
+// The resolved recipe a checkpoint carries (meta "recipe"), parsed without checking its paths;
+// UserError naming `path` when there is none (a file not written by `reel train`).
+Recipe checkpoint_recipe(const Checkpoint& ckpt, const std::string& path);
 
 }  // namespace reel::trainer

@@ -50,9 +50,7 @@ model::T2VModel model_from(const TextEncodeOptions& o, Recipe& recipe) {
     if (!o.overrides.empty()) fail("encode-text: overrides (", o.overrides.front(), ") apply to a recipe, not a checkpoint");
     const std::string path = resolve_checkpoint_argument(o.model);
     const Checkpoint ckpt = load_checkpoint(path);
-    auto text = ckpt.meta.find("recipe");
-    if (text == ckpt.meta.end()) fail(path, ": checkpoint holds no recipe; it was not written by `reel train`");
-    recipe = parse_recipe_text(text->second, path + ":recipe", {}, /*check_paths=*/false);
+    recipe = checkpoint_recipe(ckpt, path);
     if (recipe.model.name == "tae") fail(path, " is a TAE checkpoint; encode-text needs a text-to-video model");
     model = model::find_model(recipe.model.name).build(t2v_options(recipe));
     load_module_state(*model, ckpt, "model/");
