@@ -50,7 +50,8 @@ std::string to_json(const TextCacheManifest& m) {
   nlohmann::json slots = nlohmann::json::array();
   for (const TextCacheSlot& s : m.slots)
     slots.push_back({{"name", s.name}, {"type", s.type}, {"dim", s.dim}, {"depth", s.depth}, {"heads", s.heads},
-                     {"max_len", s.max_len}, {"ngram", s.ngram}, {"fingerprint", hex64(s.fingerprint)}});
+                     {"max_len", s.max_len}, {"ngram", s.ngram}, {"ffn_dim", s.ffn_dim}, {"head_dim", s.head_dim},
+                     {"vocab", s.vocab}, {"input", s.input}, {"fingerprint", hex64(s.fingerprint)}});
   const nlohmann::json j = {{"format", kTextCacheFormat}, {"source", m.source}, {"model", m.model},
                             {"dtype", m.dtype}, {"chunk_size", m.chunk_size}, {"chunks", m.chunks},
                             {"strings", m.strings}, {"slots", slots}};
@@ -78,6 +79,10 @@ TextCacheManifest parse_text_cache_manifest(const std::string& text, const std::
       slot.heads = s.at("heads").get<int64_t>();
       slot.max_len = s.at("max_len").get<int64_t>();
       slot.ngram = s.at("ngram").get<int64_t>();
+      slot.ffn_dim = s.value("ffn_dim", int64_t(0));
+      slot.head_dim = s.value("head_dim", int64_t(0));
+      slot.vocab = s.value("vocab", int64_t(0));
+      slot.input = s.value("input", std::string("caption"));
       slot.fingerprint = std::stoull(s.at("fingerprint").get<std::string>(), nullptr, 16);
       m.slots.push_back(slot);
     }

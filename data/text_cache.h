@@ -37,6 +37,8 @@ constexpr const char* kTextCacheFormat = "reel-text-cache-1";
 struct TextCacheSlot {
   std::string name, type;
   int64_t dim = 0, depth = 0, heads = 0, max_len = 0, ngram = 0;
+  int64_t ffn_dim = 0, head_dim = 0, vocab = 0;  // 0 in manifests written before these existed
+  std::string input = "caption";                 // what the slot reads: caption | quoted
   uint64_t fingerprint = 0;
 };
 

@@ -1,22 +1,19 @@
 // Analytic parameter counts and FLOPs (see counts.h for the formulas).
 #include "model/counts.h"
 
+#include "common/error.h"
 #include "model/text_encoder.h"
+#include "model/text_encoder_types.h"
 
 namespace reel::model {
 
-int64_t byte_text_encoder_param_count(const ByteTextEncoderOptions& o) {
-  validate(o);
-  int64_t d = o.dim;
-  int64_t layer = 2 * d + (3 * d * d + 2 * d) + (d * d + d) + 2 * d + (4 * d * d + 4 * d) + (4 * d * d + d);
-  return kByteVocab * d + (o.max_len + 2) * d + o.ngram * d * d + o.depth * layer + 2 * d;
-}
+int64_t byte_text_encoder_param_count(const ByteTextEncoderOptions& o) { return text_encoder_param_count("byte", o); }
 
 int64_t text_conditioner_param_count(const std::vector<TextEncoderSlotOptions>& slots, int64_t model_dim) {
   validate(slots);
   int64_t total = 0;
   for (const auto& s : slots) {
-    total += byte_text_encoder_param_count(s.byte) + s.byte.dim * model_dim + model_dim + 2 * model_dim;
+    total += text_encoder_param_count(s.type, s.encoder) + s.encoder.dim * model_dim + model_dim + 2 * model_dim;
   }
   return total;
 }
@@ -40,26 +37,34 @@ int64_t param_count(const T2VOptions& o) {
 }
 
 FlopCount t2v_forward_flops(const T2VOptions& o, int64_t video_tokens, int64_t text_len) {
+  return t2v_forward_flops(o, video_tokens, std::vector<int64_t>(o.text.size(), text_len));
+}
+
+FlopCount t2v_forward_flops(const T2VOptions& o, int64_t video_tokens, const std::vector<int64_t>& text_lens) {
   validate(o.transformer);
   validate(o.text);
+  REEL_CHECK(text_lens.size() == o.text.size(), "t2v_forward_flops: ", text_lens.size(), " text lengths for ",
+             o.text.size(), " slots");
   const auto& tr = o.transformer;
   double d = static_cast<double>(tr.dim), f = static_cast<double>(resolved_ffn_dim(tr));
   double depth = static_cast<double>(tr.depth);
   double p = static_cast<double>(tr.in_channels * tr.patch[0] * tr.patch[1] * tr.patch[2]);
-  double n = static_cast<double>(video_tokens), l = static_cast<double>(text_len);
-  double s = l * static_cast<double>(o.text.size());
+  double n = static_cast<double>(video_tokens), s = 0;
+  for (int64_t l : text_lens) s += static_cast<double>(l);
 
   double w_video = 2 * p * d + depth * (6 * d * d + 3 * d * f);
   double w_sample = static_cast<double>(tr.time_freq_dim) * d + d * d + 6 * d * d + 2 * d * d +
                     (tr.pooled_text ? d * d : 0.0);
   double w_text = depth * 2 * d * d * s;
   double text_attention = 0, frozen = 0;
-  for (const auto& slot : o.text) {
-    double de = static_cast<double>(slot.byte.dim), slot_depth = static_cast<double>(slot.byte.depth);
-    const double encoder = (static_cast<double>(slot.byte.ngram) * de * de + slot_depth * 12 * de * de) * l;
+  for (size_t i = 0; i < o.text.size(); ++i) {
+    const auto& slot = o.text[i];
+    const double l = static_cast<double>(text_lens[i]), de = static_cast<double>(slot.encoder.dim);
+    const TextEncoderCost cost = text_encoder_cost(slot.type, slot.encoder);
+    const double encoder = cost.matmul_weights_per_token * l, attention = cost.attention_width * 4 * l * l;
     w_text += encoder + de * d * l;
-    text_attention += slot_depth * 4 * l * l * de;
-    if (!slot.trainable) frozen += 2 * encoder + slot_depth * 4 * l * l * de;
+    text_attention += attention;
+    if (!slot.trainable) frozen += 2 * encoder + attention;
   }
   double block_attention = depth * (4 * n * n * d + 4 * n * s * d);
   double blocks = 2 * (depth * (6 * d * d + 3 * d * f) * n + depth * 2 * d * d * s) + block_attention;

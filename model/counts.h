@@ -11,6 +11,7 @@ namespace reel::model {
 
 // Exact parameter counts; each equals the sum of numel() over the built module's parameters().
 //   byte encoder: 259*De + (max_len+2)*De + ngram*De^2 + depth*(12*De^2 + 12*De) + 2*De
+//                 (other encoder types: text_encoder_param_count, model/text_encoder_types.h)
 //   slot:         encoder + De*D + D (proj) + 2*D (LayerNorm)
 //   transformer:  P*D + D (patch embed, P = C*pt*ph*pw) + (max_t+max_h+max_w)*D (positions)
 //                 + freq*D + D + D^2 + D (time MLP) + 6*D^2 + 6*D (shared adaLN)
@@ -38,13 +39,17 @@ struct FlopCount {
 //                                               cross out, SwiGLU, final linear)
 //   W_s = freq*D + D^2 + 6*D^2 + 2*D^2          once per sample (time MLP, shared and final adaLN;
 //         + D^2 for text_pool with pooled_text)
-//   W_t = sum_slots ((ngram_i + depth_i*12)*De_i^2 + De_i*D) * L + depth*2*D^2 * S   (text encoders,
-//                                               projections, cross-attention K/V per block)
+//   W_t = sum_slots (E_i + De_i*D) * L_i + depth*2*D^2 * S   (text encoders, projections,
+//                                               cross-attention K/V per block)
 //   forward = 2*(W_v*N + W_s + W_t)
 //           + depth*(4*N^2*D + 4*N*S*D)         self- and cross-attention scores and values
-//           + sum_slots depth_i*4*L^2*De_i      text-encoder self-attention
+//           + sum_slots A_i*4*L_i^2             text-encoder self-attention
+// where E_i and A_i are the slot's encoder's text_encoder_cost() (for the byte encoder
+// E = (ngram + 12*depth)*De^2 and A = depth*De) and S = sum_i L_i.
 // A frozen slot's encoder (not its projection) runs forward only in training: frozen_text_flops
 // counts it, so a training step is 3 x forward - 2 x frozen_text_flops.
 FlopCount t2v_forward_flops(const T2VOptions& o, int64_t video_tokens, int64_t text_len);
+// The same with each slot's own token count L_i (a quoted-text slot reads fewer tokens).
+FlopCount t2v_forward_flops(const T2VOptions& o, int64_t video_tokens, const std::vector<int64_t>& text_lens);
 
 }  // namespace reel::model

@@ -25,15 +25,30 @@ T2VOptions t2v_tiny() {
   o.transformer.heads = 4;
   o.transformer.max_grid = {8, 12, 12};
   TextEncoderSlotOptions byte;
-  byte.byte = ByteTextEncoderOptions{128, 2, 4, 96};
+  byte.encoder = TextEncoderOptions{128, 2, 4, 96};
   o.text = {byte};
   return o;
 }
 
 // Movie Gen Video 30B (MOVIEGEN.md): 48 layers, width 6144, SwiGLU 16384, 48 heads (head dim
 // 128), 16 TAE latent channels, 1x2x2 patches; position tables for 32 latent frames and
-// 768 px / 16 = 48 patches per side. Text: one byte slot as a placeholder for UL2 + MetaCLIP +
-// ByT5 (about 0.15B parameters).
+// 768 px / 16 = 48 patches per side. Text, three frozen slots as published: UL2's encoder (the
+// 20B model's: 32 layers, width 4096, 16 heads of 256, FFN 16384), Long-prompt MetaCLIP's text
+// tower (ViT-H/14's: 24 layers, width 1024, 16 heads, context 256) and ByT5-small's encoder for
+// quoted text (12 layers, width 1472, 6 heads of 64, FFN 3584).
+std::vector<TextEncoderSlotOptions> moviegen_text_slots() {
+  TextEncoderSlotOptions ul2, metaclip, byt5;
+  ul2.name = ul2.type = "ul2";
+  ul2.encoder = TextEncoderOptions{4096, 32, 16, 512, 0, 16384, 256, 0};
+  metaclip.name = metaclip.type = "metaclip";
+  metaclip.encoder = TextEncoderOptions{1024, 24, 16, 256, 0, 4096, 0, 0};
+  byt5.name = byt5.type = "byt5";
+  byt5.encoder = TextEncoderOptions{1472, 12, 6, 256, 0, 3584, 64, 0};
+  byt5.input = "quoted";
+  for (auto* s : {&ul2, &metaclip, &byt5}) s->trainable = false;
+  return {ul2, metaclip, byt5};
+}
+
 T2VOptions t2v_30b() {
   T2VOptions o;
   o.transformer.in_channels = 16;
@@ -43,9 +58,7 @@ T2VOptions t2v_30b() {
   o.transformer.heads = 48;
   o.transformer.ffn_dim = 16384;
   o.transformer.max_grid = {32, 48, 48};
-  TextEncoderSlotOptions byte;
-  byte.byte = ByteTextEncoderOptions{1024, 12, 16, 256};
-  o.text = {byte};
+  o.text = moviegen_text_slots();
   return o;
 }
 
@@ -53,7 +66,7 @@ std::map<std::string, ModelSpec> build_registry() {
   std::map<std::string, ModelSpec> specs;
   ModelSpec t2v;
   t2v.name = "t2v";
-  t2v.description = "Movie Gen text-to-video: byte text encoder slots + adaLN video transformer with text cross-attention";
+  t2v.description = "Movie Gen text-to-video: text encoder slots (byte, byt5, ul2, metaclip) + adaLN video transformer with text cross-attention";
   t2v.sizes = {{"tiny", t2v_tiny()}, {"30b", t2v_30b()}};
   t2v.build = [](const T2VOptions& o) { return T2VModel(o); };
   t2v.param_count = [](const T2VOptions& o) { return param_count(o); };

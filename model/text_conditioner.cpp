@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "model/init.h"
+#include "model/text_encoder_types.h"
 
 namespace reel::model {
 
@@ -16,27 +17,42 @@ void validate(const std::vector<TextEncoderSlotOptions>& slots) {
       fail("text slot name = '", s.name, "' is invalid; use a non-empty name without '.'");
     }
     if (!names.insert(s.name).second) fail("text slot name = '", s.name, "' appears twice; names must be unique");
-    if (s.type != "byte") fail("text slot '", s.name, "': type = '", s.type, "' is unknown; known types: byte");
-    validate(s.byte);
+    if (s.input != "caption" && s.input != "quoted")
+      fail("text slot '", s.name, "': input = '", s.input, "' is unknown; use caption or quoted");
+    try {
+      validate(s.type, s.encoder);
+    } catch (const UserError& e) {
+      fail("text slot '", s.name, "': ", e.what());
+    }
   }
 }
 
-TextSlotImpl::TextSlotImpl(const TextEncoderSlotOptions& o, int64_t model_dim) : trainable_(o.trainable) {
-  encoder = register_module("encoder", ByteTextEncoder(o.byte));
-  proj = register_module("proj", torch::nn::Linear(o.byte.dim, model_dim));
+TextSlotImpl::TextSlotImpl(const TextEncoderSlotOptions& o, int64_t model_dim)
+    : trainable_(o.trainable), quoted_(o.input == "quoted") {
+  encoder = register_module("encoder", make_text_encoder(o.type, o.encoder));
+  proj = register_module("proj", torch::nn::Linear(o.encoder.dim, model_dim));
   norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({model_dim})));
   if (!trainable_) {
     for (auto& p : encoder->parameters()) p.set_requires_grad(false);
   }
 }
 
+std::string TextSlotImpl::input_of(const std::string& text) const { return quoted_ ? quoted_text(text) : text; }
+
+TextTokens TextSlotImpl::encode(const std::vector<std::string>& texts) {
+  if (!quoted_) return encoder->forward(texts);
+  std::vector<std::string> inputs;
+  inputs.reserve(texts.size());
+  for (const auto& t : texts) inputs.push_back(input_of(t));
+  return encoder->forward(inputs);
+}
+
 TextTokens TextSlotImpl::forward(const std::vector<std::string>& texts) {
+  if (trainable_) return project(encode(texts));
   TextTokens encoded;
-  if (trainable_) {
-    encoded = encoder(texts);
-  } else {
+  {
     torch::NoGradGuard no_grad;
-    encoded = encoder(texts);
+    encoded = encode(texts);
   }
   return project(encoded);
 }
@@ -74,9 +90,9 @@ TextTokens TextConditionerImpl::forward(const std::vector<std::string>& texts, c
     } else {
       const TextTokens& given = it->second;
       REEL_CHECK(given.tokens.dim() == 3 && given.tokens.size(0) == int64_t(texts.size()) &&
-                     given.tokens.size(2) == options_[i].byte.dim,
+                     given.tokens.size(2) == options_[i].encoder.dim,
                  "precomputed output of text slot '", options_[i].name, "' must be (", texts.size(), ", L, ",
-                 options_[i].byte.dim, "), got ", given.tokens.sizes());
+                 options_[i].encoder.dim, "), got ", given.tokens.sizes());
       t = slots_[i]->project(given);
     }
     if (slots_.size() == 1) return t;

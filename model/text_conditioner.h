@@ -2,7 +2,7 @@
 //
 // Movie Gen uses three encoders (UL2, MetaCLIP, ByT5), each followed by its own Linear + LayerNorm
 // to the model width, their outputs concatenated into one cross-attention sequence. Reel's slots
-// do the same; the only encoder type today is the byte encoder ("byte").
+// do the same, with any type of model/text_encoder_types.h in any slot.
 #pragma once
 
 #include <torch/torch.h>
@@ -19,8 +19,10 @@ namespace reel::model {
 
 struct TextEncoderSlotOptions {
   std::string name = "byte";    // unique among the slots; names the slot's parameters (no '.')
-  std::string type = "byte";    // encoder type; known: "byte"
-  ByteTextEncoderOptions byte;  // used when type == "byte"
+  std::string type = "byte";    // encoder type: byte, byt5, ul2, metaclip (model/text_encoder_types.h)
+  TextEncoderOptions encoder;   // the encoder's sizes
+  std::string input = "caption";  // what the encoder reads: "caption" (the whole text) or "quoted"
+                                  // (only the text between double quotes, as Movie Gen's ByT5 slot)
   bool trainable = true;        // false: the encoder runs under NoGradGuard with requires_grad=false
                                 // (its projection and LayerNorm still train, as in Movie Gen)
 };
@@ -33,18 +35,23 @@ class TextSlotImpl : public torch::nn::Module {
  public:
   TextSlotImpl(const TextEncoderSlotOptions& o, int64_t model_dim);
   TextTokens forward(const std::vector<std::string>& texts);  // -> (B, L, model_dim), (B, L)
+  // The encoder's output over what this slot reads of each text (its `input`), not projected.
+  TextTokens encode(const std::vector<std::string>& texts);
+  // What this slot's encoder reads of a text: the text, or its quoted part.
+  std::string input_of(const std::string& text) const;
   // The projection and LayerNorm alone, over the encoder's output (B, L, encoder dim) computed
   // earlier (a text cache, trainer/text_cache.h): forward(texts) == project(encoder(texts)).
   TextTokens project(const TextTokens& encoded);
   void init_weights(at::Generator& gen);
   bool trainable() const { return trainable_; }
 
-  ByteTextEncoder encoder{nullptr};
+  std::shared_ptr<TextEncoderBase> encoder;
   torch::nn::Linear proj{nullptr};
   torch::nn::LayerNorm norm{nullptr};
 
  private:
   bool trainable_;
+  bool quoted_;
 };
 TORCH_MODULE(TextSlot);
 

@@ -13,17 +13,33 @@
 
 namespace reel::model {
 
-struct ByteTextEncoderOptions {
+// The sizes of one text encoder. The first five fields are those of the byte encoder below; the
+// other types (model/text_encoder_types.h) read the rest too, 0 meaning the type's default.
+struct TextEncoderOptions {
   int64_t dim = 128;    // token width
   int64_t depth = 2;    // transformer layers
-  int64_t heads = 4;    // attention heads; must divide dim
-  int64_t max_len = 96; // longest text in bytes; longer texts are cut (at a UTF-8 character
-                        // boundary), so a sequence is at most max_len + 2 tokens with BOS/EOS
-  int64_t ngram = 0;    // width of the byte n-gram convolution (odd; 0 = none), see below
+  int64_t heads = 4;    // attention heads; must divide dim (byte, metaclip)
+  int64_t max_len = 96; // byte: longest text in bytes; longer texts are cut (at a UTF-8 character
+                        // boundary), so a sequence is at most max_len + 2 tokens with BOS/EOS.
+                        // Other types: the longest token sequence, specials included.
+  int64_t ngram = 0;    // width of the byte n-gram convolution (odd; 0 = none), see below; byte only
+  int64_t ffn_dim = 0;  // hidden width of the feed-forward layer; 0 = 4 * dim (the byte encoder's, fixed)
+  int64_t head_dim = 0; // byt5, ul2: width per head (T5's d_kv); 0 = dim / heads
+  int64_t vocab = 0;    // byt5, ul2, metaclip: embedding rows; 0 = the type's default
 };
+using ByteTextEncoderOptions = TextEncoderOptions;
 
-// Throws UserError naming the field when an option is out of range.
+// Throws UserError naming the field when an option is out of range (as a byte encoder's).
 void validate(const ByteTextEncoderOptions& o);
+
+// What every text-encoder type is: texts in, token features and a padding mask out.
+class TextEncoderBase : public torch::nn::Module {
+ public:
+  // texts: B strings (B >= 1) -> tokens (B, L, dim) on the parameters' device, mask (B, L) with
+  // at least one true per row; a text's features do not depend on the other texts of the batch.
+  virtual TextTokens forward(const std::vector<std::string>& texts) = 0;
+  virtual void init_weights(at::Generator& gen) = 0;
+};
 
 // Token ids: bytes are 0..255, then BOS, EOS and the padding id (259 embedding rows in all).
 constexpr int64_t kByteBos = 256;
@@ -31,10 +47,11 @@ constexpr int64_t kByteEos = 257;
 constexpr int64_t kBytePad = 258;
 constexpr int64_t kByteVocab = 259;
 
-struct ByteIds {
-  torch::Tensor ids;   // int64 (B, L): BOS, bytes, EOS, then kBytePad up to L
+struct TokenIds {
+  torch::Tensor ids;   // int64 (B, L): the tokens, then the padding id up to L
   torch::Tensor mask;  // bool (B, L), true = not padding
 };
+using ByteIds = TokenIds;  // byte_tokenize: BOS, bytes, EOS, then kBytePad
 // Tokenises on the CPU. L = 2 + the longest (truncated) byte count in the batch. "" is valid
 // (just BOS, EOS: the unconditional input for classifier-free guidance).
 ByteIds byte_tokenize(const std::vector<std::string>& texts, int64_t max_len);
@@ -61,12 +78,12 @@ TORCH_MODULE(TextEncoderLayer);
 // absolute positions must first learn to attend to neighbours before a word means anything (most
 // letters are shared between words); with k = 5 the tiny demo's colour accuracy went from 0.89
 // to 1.0 in the same 1100 steps (docs/PERFORMANCE.md). Parameter ngram.weight (dim, dim, k), no bias.
-class ByteTextEncoderImpl : public torch::nn::Module {
+class ByteTextEncoderImpl : public TextEncoderBase {
  public:
   explicit ByteTextEncoderImpl(ByteTextEncoderOptions o);
   // texts: B strings (B >= 1) -> tokens (B, L, dim) on the parameters' device, mask (B, L).
-  TextTokens forward(const std::vector<std::string>& texts);
-  void init_weights(at::Generator& gen);  // embeddings N(0, 0.02), Xavier linears, norms 1/0
+  TextTokens forward(const std::vector<std::string>& texts) override;
+  void init_weights(at::Generator& gen) override;  // embeddings N(0, 0.02), Xavier linears, norms 1/0
   const ByteTextEncoderOptions& options() const { return options_; }
   const std::vector<TextEncoderLayer>& layer_list() const { return layer_list_; }
 

@@ -81,4 +81,25 @@ InitReport init_from_checkpoint(torch::nn::Module& model, const Checkpoint& ckpt
   return report;
 }
 
+int64_t load_text_encoder_weights(torch::nn::Module& model, const std::string& slot, const Checkpoint& ckpt) {
+  torch::NoGradGuard no_grad;
+  const std::string prefix = "text." + slot + ".encoder.";
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> copies;
+  for (const auto& p : model.named_parameters()) {
+    if (p.key().rfind(prefix, 0) != 0) continue;
+    auto it = ckpt.tensors.find(kModelPrefix + p.key());
+    if (it == ckpt.tensors.end())
+      fail(ckpt.source, ": text slot '", slot, "' weights: the checkpoint has no ", kModelPrefix, p.key(),
+           "; point model.text_encoders[].weights at a checkpoint whose model has a slot '", slot,
+           "' of the same type and sizes");
+    if (it->second.sizes() != p.value().sizes())
+      fail(ckpt.source, ": text slot '", slot, "' weights: ", kModelPrefix, p.key(), " is ", it->second.sizes(),
+           " there but ", p.value().sizes(), " in this model; give the slot the sizes it was trained with");
+    copies.emplace_back(p.value(), it->second);
+  }
+  REEL_CHECK(!copies.empty(), "model has no text slot '", slot, "'");
+  for (auto& [target, source] : copies) target.copy_(source);
+  return static_cast<int64_t>(copies.size());
+}
+
 }  // namespace reel::trainer

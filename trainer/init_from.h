@@ -29,6 +29,11 @@ struct InitReport {
 // changed). UserError names ckpt.source, the tensor and both shapes.
 InitReport init_from_checkpoint(torch::nn::Module& model, const Checkpoint& ckpt);
 
+// Recipe key model.text_encoders[i].weights: text slot `slot`'s encoder ("text.<slot>.encoder.*")
+// copied from the slot of the same name in `ckpt`. Every encoder tensor must be there with the
+// same shape (UserError naming ckpt.source, the tensor and what to do); returns how many were copied.
+int64_t load_text_encoder_weights(torch::nn::Module& model, const std::string& slot, const Checkpoint& ckpt);
+
 // A position table (n, D) -> (m, D) by the rules above; `temporal` picks the t rule.
 torch::Tensor resize_position_table(const torch::Tensor& table, int64_t m, bool temporal);
 

@@ -19,6 +19,7 @@
 
 #include "common/error.h"
 #include "common/fs.h"
+#include "model/text_encoder_types.h"
 #include "trainer/internal/recipe_text.h"
 
 namespace reel::trainer {
@@ -91,17 +92,27 @@ void visit_fields(V& v, S& s) {
     v.section("sample", s.sample);
     v.section("eval", s.eval);
     v.section("tae_loss", s.tae_loss);
+    v.section("plan", s.plan);
+  } else if constexpr (std::is_same_v<T, PlanSection>) {
+    v.value("clip", s.clip, any_text());
+    v.value("compression", s.compression, IntList{3, at_least(1)});
+    v.value("gpu", s.gpu, one_of({"h100", "h200"}));
   } else if constexpr (std::is_same_v<T, RunSection>) {
     v.value("dir", s.dir, non_empty());
     v.value("name", s.name, any_text());
   } else if constexpr (std::is_same_v<T, TextEncoderSection>) {
     v.value("name", s.name, non_empty());
-    v.value("type", s.type, one_of({"byte"}));
+    v.value("type", s.type, one_of({"byte", "byt5", "ul2", "metaclip"}));
     v.value("dim", s.dim, at_least(1));
     v.value("depth", s.depth, at_least(1));
     v.value("heads", s.heads, at_least(1));
     v.value("max_len", s.max_len, at_least(1));
     v.value("ngram", s.ngram, at_least(0));
+    v.value("ffn_dim", s.ffn_dim, at_least(0));
+    v.value("head_dim", s.head_dim, at_least(0));
+    v.value("vocab", s.vocab, at_least(0));
+    v.value("input", s.input, one_of({"caption", "quoted"}));
+    v.value("weights", s.weights, any_text());
     v.value("trainable", s.trainable, nullptr);
   } else if constexpr (std::is_same_v<T, ModelSection>) {
     v.value("name", s.name, non_empty());
@@ -172,6 +183,9 @@ void visit_fields(V& v, S& s) {
     v.value("keep_every", s.keep_every, at_least(0));
     v.value("async_save", s.async_save, nullptr);
     v.value("max_nonfinite", s.max_nonfinite, at_least(1));
+    v.value("plateau_patience", s.plateau_patience, at_least(0));
+    v.value("plateau_factor", s.plateau_factor, Limit{0.0, 1.0, true, true});
+    v.value("plateau_threshold", s.plateau_threshold, zero_to_below_one());
   } else if constexpr (std::is_same_v<T, FlowSection>) {
     v.value("sigma_min", s.sigma_min, zero_to_below_one());
     v.value("frame_correlation", s.frame_correlation, zero_to_below_one());
@@ -535,11 +549,23 @@ void check_shapes(const Recipe& r, const Context& ctx, bool check_paths) {
   for (size_t i = 0; i < m.text_encoders.size(); ++i) {
     const TextEncoderSection& enc = m.text_encoders[i];
     std::string path = cat("model.text_encoders.", i);
-    check_divides(ctx, path, enc.dim, enc.heads);
+    if (enc.head_dim == 0) check_divides(ctx, path, enc.dim, enc.heads);
     if (enc.ngram > 0 && enc.ngram % 2 == 0) {
       std::string key = path + ".ngram";
       fail(ctx.at({key.c_str()}), ": key '", key, "' = ", enc.ngram,
            " must be 0 (no n-gram convolution) or odd (a window centred on each byte), e.g. 5");
+    }
+    try {
+      model::validate(enc.type, {enc.dim, enc.depth, enc.heads, enc.max_len, enc.ngram, enc.ffn_dim, enc.head_dim,
+                                 enc.vocab});
+    } catch (const UserError& e) {
+      std::string key = path + ".type";
+      fail(ctx.at({key.c_str(), path.c_str()}), ": ", path, ": ", e.what());
+    }
+    if (check_paths && !enc.weights.empty() && !fs::exists(enc.weights)) {
+      std::string key = path + ".weights";
+      fail(ctx.at({key.c_str()}), ": key '", key, "' = '", enc.weights, "': no such checkpoint file or run directory",
+           "; point it at a checkpoint whose model has a text slot named '", enc.name, "'");
     }
     for (size_t j = 0; j < i; ++j) {
       if (m.text_encoders[j].name != enc.name) continue;

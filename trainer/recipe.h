@@ -27,12 +27,18 @@ struct RunSection {
 // One text encoder feeding the denoiser's cross-attention.
 struct TextEncoderSection {
   std::string name = "byte";  // unique among model.text_encoders; must not be empty
-  std::string type = "byte";  // encoder kind; only "byte" (bytes of the UTF-8 caption) exists now
-  int64_t dim = 128;          // width, >= 1, divisible by heads
+  std::string type = "byte";  // byte (Reel's byte encoder), byt5, ul2 or metaclip (model/text_encoder_types.h)
+  int64_t dim = 128;          // width, >= 1, divisible by heads unless head_dim is set
   int64_t depth = 2;          // transformer layers, >= 1
   int64_t heads = 4;          // attention heads, >= 1
-  int64_t max_len = 96;       // longest caption in tokens, >= 1
-  int64_t ngram = 0;          // byte n-gram convolution width before the layers: 0 (none) or odd
+  int64_t max_len = 96;       // longest caption in tokens (bytes for byte), >= 1
+  int64_t ngram = 0;          // byte only: n-gram convolution width before the layers, 0 (none) or odd
+  int64_t ffn_dim = 0;        // feed-forward width, >= 0; 0 = 4 * dim (byte: must stay 0)
+  int64_t head_dim = 0;       // byt5, ul2: width per head, >= 0; 0 = dim / heads
+  int64_t vocab = 0;          // byt5, ul2, metaclip: embedding rows, >= 0; 0 = the type's default
+  std::string input = "caption";  // caption (the whole text) or quoted (only text between double quotes)
+  std::string weights;        // "" or a checkpoint (file or run dir) whose slot of this name gives the
+                              // encoder's weights at the start of a fresh run (trainer/init_from.h)
   bool trainable = true;      // false = frozen (no gradients, no optimizer state)
 };
 
@@ -136,6 +142,12 @@ struct TrainerSection {
   int64_t keep_every = 0;      // also keep for good every checkpoint whose step is a multiple, >= 0; 0 = none
   int64_t max_nonfinite = 3;   // a non-finite loss or gradient norm skips the update; this many in a row
                                // stop the run (checkpoints left intact), >= 1
+  // Lowering the LR when the validation loss plateaus (Movie Gen's 768 px stage: 6e-5 -> 1e-5).
+  int64_t plateau_patience = 0;     // validations in a row without an improvement of the best validation
+                                    // loss by plateau_threshold (relative) before the LR is multiplied by
+                                    // plateau_factor, >= 0; 0 = never. The LR does not go below min_lr.
+  double plateau_factor = 0.5;      // in (0, 1)
+  double plateau_threshold = 1e-3;  // relative improvement that counts, in [0, 1)
 };
 
 // Rectified-flow training objective.
@@ -185,6 +197,14 @@ struct EvalSection {
   double cfg = 7.5;      // classifier-free guidance scale, >= 0
 };
 
+// What `reel plan` sizes (trainer/plan.h); training ignores it.
+struct PlanSection {
+  std::string clip;                             // "FRAMESxHEIGHTxWIDTH" pixel clip, "" = the largest of data.buckets
+  std::vector<int64_t> compression = {1, 1, 1};  // t, h, w pixels per latent cell of the TAE the data was
+                                                // encoded with, each >= 1 (Movie Gen: 8, 8, 8); 1 = pixels
+  std::string gpu = "h100";                     // h100 | h200 (--gpu overrides)
+};
+
 struct Recipe {
   std::string source;  // file path it came from ("<string>" if parsed from text); not a key,
                        // ignored by operator==
@@ -202,6 +222,7 @@ struct Recipe {
   SampleSection sample;
   EvalSection eval;
   TaeLossSection tae_loss;
+  PlanSection plan;
 };
 
 // Parses the recipe file at `path`, applies `overrides`, checks everything and returns the

@@ -30,11 +30,8 @@ model::T2VOptions t2v_options(const Recipe& r) {
     model::TextEncoderSlotOptions slot;
     slot.name = e.name;
     slot.type = e.type;
-    slot.byte.dim = e.dim;
-    slot.byte.depth = e.depth;
-    slot.byte.heads = e.heads;
-    slot.byte.max_len = e.max_len;
-    slot.byte.ngram = e.ngram;
+    slot.encoder = {e.dim, e.depth, e.heads, e.max_len, e.ngram, e.ffn_dim, e.head_dim, e.vocab};
+    slot.input = e.input;
     slot.trainable = e.trainable;
     o.text.push_back(slot);
   }

@@ -10,6 +10,7 @@
 #include "common/fs.h"
 #include "data/loader.h"
 #include "model/registry.h"
+#include "model/text_encoder_types.h"
 #include "trainer/checkpoint.h"
 #include "trainer/init_from.h"
 #include "trainer/recipe.h"
@@ -46,6 +47,10 @@ model::T2VModel model_from(const TextEncodeOptions& o, Recipe& recipe) {
     model->init_weights(recipe.seed);
     if (!recipe.init_from.empty())
       init_from_checkpoint(*model, load_checkpoint(resolve_checkpoint_argument(recipe.init_from)));
+    for (const TextEncoderSection& e : recipe.model.text_encoders) {
+      if (!e.weights.empty())
+        load_text_encoder_weights(*model, e.name, load_checkpoint(resolve_checkpoint_argument(e.weights)));
+    }
   } else {
     if (!o.overrides.empty()) fail("encode-text: overrides (", o.overrides.front(), ") apply to a recipe, not a checkpoint");
     const std::string path = resolve_checkpoint_argument(o.model);
@@ -60,6 +65,14 @@ model::T2VModel model_from(const TextEncodeOptions& o, Recipe& recipe) {
 }
 
 }  // namespace
+
+// "byte encoder: dim 128, depth 2, ..., reads caption", with the type's defaults resolved.
+static std::string slot_description(const std::string& type, const model::TextEncoderOptions& options, const std::string& input) {
+  const model::TextEncoderOptions o = model::resolved(type, options);
+  return cat("a ", type, " encoder (dim ", o.dim, ", depth ", o.depth, ", heads ", o.heads, ", max_len ", o.max_len,
+             ", ngram ", o.ngram, ", ffn_dim ", o.ffn_dim, ", head_dim ", o.head_dim, ", vocab ", o.vocab, ") reading the ",
+             input);
+}
 
 uint64_t text_encoder_fingerprint(model::T2VModel& model, const std::string& slot) {
   uint64_t crc = 0;
@@ -90,8 +103,9 @@ TextEncodeReport encode_text_cache(const TextEncodeOptions& o) {
   m.chunks = (m.strings + o.chunk - 1) / o.chunk;
   for (const model::TextEncoderSlotOptions& s : model->text->slot_options()) {
     if (s.trainable) continue;
-    m.slots.push_back({s.name, s.type, s.byte.dim, s.byte.depth, s.byte.heads, s.byte.max_len, s.byte.ngram,
-                       text_encoder_fingerprint(model, s.name)});
+    const model::TextEncoderOptions e = model::resolved(s.type, s.encoder);
+    m.slots.push_back({s.name, s.type, e.dim, e.depth, e.heads, e.max_len, e.ngram, e.ffn_dim, e.head_dim, e.vocab,
+                       s.input, text_encoder_fingerprint(model, s.name)});
   }
   if (m.slots.empty())
     fail("encode-text: every text slot of ", o.model, " is trainable; a cache stands in only for frozen encoders ",
@@ -134,7 +148,7 @@ TextEncodeReport encode_text_cache(const TextEncodeOptions& o) {
     for (int64_t b = 0; b < n; b += o.batch) {
       const std::vector<std::string> part(mine.begin() + b, mine.begin() + std::min<int64_t>(n, b + o.batch));
       for (const data::TextCacheSlot& s : m.slots) {
-        const model::TextTokens out = model->text->slot(s.name)->encoder->forward(part);
+        const model::TextTokens out = model->text->slot(s.name)->encode(part);
         for (size_t i = 0; i < part.size(); ++i) {
           const int64_t len = out.mask[int64_t(i)].sum().item<int64_t>();  // real tokens come first
           rows[s.name].push_back(out.tokens[int64_t(i)].narrow(0, 0, len).clone());
@@ -159,13 +173,12 @@ void check_text_cache(const data::TextCache& cache, model::T2VModel& model, cons
     if (it->trainable)
       fail(where, ": data.text_cache '", cache.dir(), "' stands in for text slot '", c.name, "', which is trainable ",
            "here; a cache only replaces a frozen encoder: set its trainable: false, or drop data.text_cache");
-    const auto& b = it->byte;
-    if (it->type != c.type || b.dim != c.dim || b.depth != c.depth || b.heads != c.heads || b.max_len != c.max_len ||
-        b.ngram != c.ngram)
-      fail(where, ": data.text_cache '", cache.dir(), "' was built for a '", c.type, "' encoder of dim ", c.dim,
-           ", depth ", c.depth, ", heads ", c.heads, ", max_len ", c.max_len, ", ngram ", c.ngram, " in slot '",
-           c.name, "', this model's is '", it->type, "' of dim ", b.dim, ", depth ", b.depth, ", heads ", b.heads,
-           ", max_len ", b.max_len, ", ngram ", b.ngram, "; rebuild it with `reel data encode-text --model RECIPE`");
+    const std::string cached = slot_description(c.type, {c.dim, c.depth, c.heads, c.max_len, c.ngram, c.ffn_dim,
+                                                         c.head_dim, c.vocab}, c.input);
+    const std::string mine = slot_description(it->type, it->encoder, it->input);
+    if (cached != mine)
+      fail(where, ": data.text_cache '", cache.dir(), "' was built for slot '", c.name, "' as ", cached,
+           "; this model's is ", mine, "; rebuild it with `reel data encode-text --model RECIPE`");
     if (text_encoder_fingerprint(model, c.name) != c.fingerprint)
       fail(where, ": data.text_cache '", cache.dir(), "' was built from other weights of text slot '", c.name,
            "' (", cache.manifest().model, ") than this run's (seed, init_from or checkpoint differ); rebuild it ",

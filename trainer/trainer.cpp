@@ -25,6 +25,7 @@
 #include "data/shards.h"
 #include "model/counts.h"
 #include "model/registry.h"
+#include "model/text_encoder_types.h"
 #include "parallel/activation_checkpoint.h"
 #include "parallel/mpi_communicator.h"
 #include "trainer/checkpoint.h"
@@ -204,6 +205,7 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
   const bool resuming = resume && (std::filesystem::exists(checkpoints + "/latest") ||
                                    (std::filesystem::exists(checkpoints) && !std::filesystem::is_empty(checkpoints)));
   if (!recipe_.init_from.empty() && !resuming) initialize_from(recipe_.init_from);
+  if (!resuming) load_text_weights();
   model_->train();
   for (const auto& p : model_->named_parameters()) {
     if (p.value().requires_grad()) params_.push_back(p.value());
@@ -280,6 +282,7 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
   log_info("model ", recipe_.model.name, ": ", parameter_count(), " parameters (formula ",
            spec.param_count(options), ")  data: ", train_data_->size(), " train / ",
            val_data_->size(), " val clips");
+  if (mesh_) log_info("mesh: ", mesh_->dims().describe(), " (", mesh_->dims().world_size(), " ranks)");
   if (auto warning = patch_width_warning(recipe_); !warning.empty()) log_warn(warning);
 }
 
@@ -290,24 +293,49 @@ int64_t Trainer::parameter_count() const {
   return n;
 }
 
+int64_t Trainer::state_bytes() const {
+  auto bytes = [](const torch::Tensor& t) { return t.defined() ? t.numel() * static_cast<int64_t>(t.element_size()) : 0; };
+  int64_t n = 0;
+  for (const auto& p : model_->parameters()) n += bytes(p) + bytes(p.grad());
+  for (const auto& group : optimizer_->param_groups()) {
+    for (const auto& p : group.params()) {
+      auto it = optimizer_->state().find(adamw_state_key(p));
+      if (it == optimizer_->state().end()) continue;
+      const auto& st = static_cast<const torch::optim::AdamWParamState&>(*it->second);
+      n += bytes(st.exp_avg()) + bytes(st.exp_avg_sq()) + bytes(st.max_exp_avg_sq());
+    }
+  }
+  if (ema_) {
+    for (const auto& t : ema_->shadow()) n += bytes(t);
+  }
+  return n;
+}
+
 double Trainer::step_flops(const data::Batch& batch) const {
   int64_t tokens = video_tokens(recipe_, batch.bucket.frames, batch.bucket.height, batch.bucket.width);
-  size_t longest = 0;
-  for (const std::string& c : batch.captions) longest = std::max(longest, c.size() + 7);  // "FPS-NN "
-  int64_t text_len = std::min<int64_t>(longest, recipe_.model.text_encoders.front().max_len) + 2;
-  model::FlopCount f = model::t2v_forward_flops(model_->options(), tokens, text_len);
+  const model::T2VOptions& options = model_->options();
+  std::vector<int64_t> text_lens(options.text.size(), 1);  // the batch's longest, per slot
+  for (size_t i = 0; i < options.text.size(); ++i) {
+    const auto& slot = options.text[i];
+    for (const std::string& c : batch.captions) {
+      const std::string text = conditioning_text(c, 10);  // "FPS-NN " in front
+      const std::string input = slot.input == "quoted" ? model::quoted_text(text) : text;
+      text_lens[i] = std::max(text_lens[i], model::token_count(slot.type, slot.encoder, input));
+    }
+  }
+  model::FlopCount f = model::t2v_forward_flops(options, tokens, text_lens);
   // Each cp rank runs 1/cp of the tokens, each tp rank 1/tp of the blocks' heads and hidden units
   // (the text's K/V projections counted as split over cp too).
   const double tp = mesh_ ? mesh_->dims().tp : 1, cp = mesh_ ? mesh_->dims().cp : 1;
   const double mine = f.forward_flops - f.token_flops * (1 - 1 / cp) - f.block_flops / cp * (1 - 1 / tp);
   double cached = 0;  // encoders a text cache stands in for do not run at all
   if (text_cache_) {
-    model::T2VOptions o = model_->options();
+    model::T2VOptions o = options;
     for (auto& slot : o.text) {
       slot.trainable = true;
       for (const auto& c : text_cache_->manifest().slots) slot.trainable = slot.trainable && c.name != slot.name;
     }
-    cached = model::t2v_forward_flops(o, tokens, text_len).frozen_text_flops;
+    cached = model::t2v_forward_flops(o, tokens, text_lens).frozen_text_flops;
   }
   return (3.0 * mine - 2.0 * f.frozen_text_flops - cached) * static_cast<double>(batch.captions.size());
 }
@@ -317,8 +345,7 @@ StepStats Trainer::train_step() {
   auto t0 = Clock::now();
   const double waited0 = parallel::blocked_wait_seconds();
   StepStats s;
-  LrScheduleOptions lr_opts{tr.lr, tr.min_lr, tr.warmup_steps, tr.steps, tr.schedule};
-  s.lr = learning_rate(lr_opts, step_);
+  s.lr = scheduled_lr(step_);
   for (auto& group : optimizer_->param_groups()) {
     static_cast<torch::optim::AdamWOptions&>(group.options()).lr(s.lr);
   }
@@ -610,6 +637,7 @@ RunEnd Trainer::run() {
         rec["val_loss_t"] = v.loss_at_t;
         rec["val_loss_uncond"] = v.loss_uncond;
         val_text = cat(" | val ", v.loss, " (no caption ", v.loss_uncond, ")");
+        observe_validation(v.loss);
       }
       if (metrics_) metrics_->write(rec);
       char line[512];
@@ -641,6 +669,35 @@ RunEnd Trainer::run() {
   }
   wait_for_save();
   return RunEnd::kFinished;
+}
+
+double Trainer::scheduled_lr(int64_t step) const {
+  const TrainerSection& tr = recipe_.trainer;
+  const double lr = learning_rate({tr.lr, tr.min_lr, tr.warmup_steps, tr.steps, tr.schedule}, step) * lr_scale_;
+  return lr_scale_ < 1 ? std::max(lr, tr.min_lr) : lr;
+}
+
+void Trainer::observe_validation(double loss) {
+  const TrainerSection& tr = recipe_.trainer;
+  if (tr.plateau_patience <= 0) return;
+  if (mesh_) {  // every rank takes the same decision
+    torch::Tensor v = torch::tensor({loss}, torch::kFloat64);
+    mesh_->world().all_reduce(v, parallel::ReduceOp::kMax);
+    loss = v.item<double>();
+  }
+  if (!std::isfinite(best_val_) || loss < best_val_ * (1 - tr.plateau_threshold)) {
+    best_val_ = loss;
+    plateau_bad_ = 0;
+    return;
+  }
+  if (++plateau_bad_ < tr.plateau_patience) return;
+  plateau_bad_ = 0;
+  const double before = scheduled_lr(step_);
+  if (before <= tr.min_lr) return;  // already at the floor
+  lr_scale_ *= tr.plateau_factor;
+  log_info("validation loss ", loss, " has not improved on ", best_val_, " by ", tr.plateau_threshold * 100, "% in ",
+           tr.plateau_patience, " validations: LR ", before, " -> ", scheduled_lr(step_), " (trainer.plateau_factor ",
+           tr.plateau_factor, ", floor trainer.min_lr ", tr.min_lr, ")");
 }
 
 int Trainer::agreed_preemption_signal() {

@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include <exception>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <set>
@@ -102,6 +103,8 @@ class Trainer {
   const Recipe& recipe() const { return recipe_; }
   model::T2VModel& model() { return model_; }
   int64_t parameter_count() const;
+  // Bytes this rank holds between steps: parameters, gradients, optimizer state and EMA.
+  int64_t state_bytes() const;
   double matmul_flops() const { return matmul_flops_; }
 
  private:
@@ -111,6 +114,11 @@ class Trainer {
   data::LoaderPosition resume_latest();
   // recipe.init_from: a new stage's weights from another run (trainer/init_from.h).
   void initialize_from(const std::string& source);
+  void load_text_weights();
+  double scheduled_lr(int64_t step) const;  // the schedule x lr_scale_, at least min_lr once lowered
+  // trainer.plateau_*: counts a validation loss (the same on every rank) and lowers the LR after
+  // plateau_patience validations without improvement.
+  void observe_validation(double loss);  // model.text_encoders[].weights, at the start of a fresh run
   void shard_model();  // FSDP: the model, optimizer state and EMA sharded
   // parallel.tp > 1: the planned weights, their Adam moments and EMA cut to this rank's slices.
   void shard_tensor_parallel();
@@ -147,6 +155,11 @@ class Trainer {
   int threads_per_copy_ = 1;
   int threads_ = 1;  // intra-op threads of the training thread (trainer.threads resolved)
   int64_t step_ = 0;                   // optimizer steps taken
+  // trainer.plateau_*: the factor on the scheduled LR, the best validation loss, and validations
+  // since it improved (in checkpoints as meta lr_plateau).
+  double lr_scale_ = 1.0;
+  double best_val_ = std::numeric_limits<double>::infinity();
+  int64_t plateau_bad_ = 0;
   double matmul_flops_ = 0;            // this machine's measured fp32 matmul rate
   parallel::Mesh* mesh_ = nullptr;                 // null: one process
   parallel::Communicator* data_group_ = nullptr;   // the ranks that take different samples, or none

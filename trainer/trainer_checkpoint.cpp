@@ -155,7 +155,8 @@ std::string Trainer::save_checkpoint(bool async) {
   const LrScheduleOptions lr{tr.lr, tr.min_lr, tr.warmup_steps, tr.steps, tr.schedule};
   ckpt.meta["lr_schedule"] = nlohmann::json{{"schedule", lr.kind}, {"lr", lr.lr}, {"min_lr", lr.min_lr},
                                             {"warmup_steps", lr.warmup_steps}, {"steps", lr.total_steps},
-                                            {"next_step", step_}, {"next_lr", learning_rate(lr, step_)}}.dump();
+                                            {"next_step", step_}, {"next_lr", scheduled_lr(step_)}}.dump();
+  ckpt.meta["lr_plateau"] = nlohmann::json{{"scale", lr_scale_}, {"best_val", best_val_}, {"bad", plateau_bad_}}.dump();
   ckpt.meta["mesh"] = mesh_ ? cat(mesh_->dims().describe(), " (", mesh_->world().size(), " ranks)")
                             : std::string("one process");
   ckpt.meta["rng"] = cat("per-step generators seeded from (seed=", recipe_.seed,
@@ -216,6 +217,16 @@ data::LoaderPosition Trainer::load_checkpoint(const std::string& path) {
   auto pos = ckpt.meta.find("data_position");
   if (pos == ckpt.meta.end()) fail(path, ": checkpoint has no data_position; it cannot be resumed exactly");
   step_ = ckpt.step;
+  if (auto plateau = ckpt.meta.find("lr_plateau"); plateau != ckpt.meta.end()) {
+    try {
+      const nlohmann::json j = nlohmann::json::parse(plateau->second);
+      lr_scale_ = j.at("scale").get<double>();
+      best_val_ = j.at("best_val").is_null() ? std::numeric_limits<double>::infinity() : j.at("best_val").get<double>();
+      plateau_bad_ = j.at("bad").get<int64_t>();
+    } catch (const std::exception& e) {
+      fail(path, ": meta lr_plateau '", plateau->second, "' is not readable (", e.what(), ")");
+    }
+  }
   return parse_data_position(pos->second, recipe_.data, path);
 }
 
@@ -229,6 +240,15 @@ data::LoaderPosition Trainer::resume_latest() {
     }
   }
   return start;
+}
+
+void Trainer::load_text_weights() {
+  for (const TextEncoderSection& e : recipe_.model.text_encoders) {
+    if (e.weights.empty()) continue;
+    const std::string path = resolve_checkpoint_argument(e.weights);
+    const int64_t n = load_text_encoder_weights(*model_, e.name, reel::trainer::load_checkpoint(path));
+    log_info("text slot '", e.name, "': ", n, " encoder tensors from ", path);
+  }
 }
 
 void Trainer::initialize_from(const std::string& source) {

@@ -2,6 +2,7 @@
 // padded and masked to the longest text of a lookup; complete chunks are recognised and chunks of
 // another cache are not; missing texts, missing chunks and bad manifests are refused by name.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include <filesystem>
@@ -31,7 +32,8 @@ struct Fixture {
     m.chunk_size = 3;
     m.strings = 4;
     m.chunks = 2;
-    m.slots = {{"byte", "byte", 6, 1, 2, 48, 3, 0x0123456789abcdefull}, {"other", "byte", 4, 1, 1, 48, 0, 42}};
+    m.slots = {{"byte", "byte", 6, 1, 2, 48, 3, 24, 3, 259, "caption", 0x0123456789abcdefull},
+               {"other", "byt5", 4, 1, 1, 48, 0, 16, 8, 384, "quoted", 42}};
     torch::manual_seed(3);
     for (size_t i = 0; i < texts.size(); ++i) {
       rows["byte"].push_back(torch::randn({int64_t(2 + i), 6}) * 4);
@@ -118,6 +120,16 @@ TEST(TextCache, ManifestRoundTripsAndBadOnesAreRefused) {
   Fixture f("bfloat16");
   EXPECT_EQ(parse_text_cache_manifest(to_json(f.m), "m.json"), f.m);
   EXPECT_EQ(parse_text_cache_manifest(to_json(f.m), "m.json").slots[0].fingerprint, 0x0123456789abcdefull);
+  EXPECT_EQ(parse_text_cache_manifest(to_json(f.m), "m.json").slots[1].input, "quoted");
+  // A manifest written before ffn_dim, head_dim, vocab and input existed still reads (0 and caption).
+  nlohmann::json old = nlohmann::json::parse(to_json(f.m));
+  for (auto& slot : old["slots"])
+    for (const char* key : {"ffn_dim", "head_dim", "vocab", "input"}) slot.erase(key);
+  const TextCacheManifest read = parse_text_cache_manifest(old.dump(), "old.json");
+  EXPECT_EQ(read.slots[0].ffn_dim, 0);
+  EXPECT_EQ(read.slots[0].vocab, 0);
+  EXPECT_EQ(read.slots[1].input, "caption");
+  EXPECT_EQ(read.slots[0].fingerprint, 0x0123456789abcdefull);
   expect_user_error([] { parse_text_cache_manifest("{", "m.json"); }, "m.json: not a text cache manifest");
   TextCacheManifest bad = f.m;
   bad.chunks = 3;

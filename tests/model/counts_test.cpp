@@ -41,9 +41,9 @@ TEST(ParamCount, OddConfigEqualsNumelOfBuiltModel) {
   o.transformer.time_freq_dim = 64;
   TextEncoderSlotOptions a, b;
   a.name = "bytes_a";
-  a.byte = ByteTextEncoderOptions{24, 2, 3, 40};
+  a.encoder = TextEncoderOptions{24, 2, 3, 40};
   b.name = "bytes_b";
-  b.byte = ByteTextEncoderOptions{20, 1, 5, 7};
+  b.encoder = TextEncoderOptions{20, 1, 5, 7};
   b.trainable = false;
   o.text = {a, b};
   T2VModel model(o);
@@ -53,7 +53,7 @@ TEST(ParamCount, OddConfigEqualsNumelOfBuiltModel) {
   T2VModel model_default_ffn(o);
   EXPECT_EQ(param_count(o), numel_sum(*model_default_ffn));
   // So do the byte n-gram convolution (one slot) and the pooled text projection.
-  o.text[0].byte.ngram = 5;
+  o.text[0].encoder.ngram = 5;
   o.transformer.pooled_text = true;
   T2VModel model_extras(o);
   EXPECT_EQ(param_count(o), numel_sum(*model_extras));
@@ -85,7 +85,7 @@ TEST(Flops, MatchesHandComputationForTinyConfig) {
   o.transformer.ffn_dim = 32;       // F
   o.transformer.time_freq_dim = 8;
   TextEncoderSlotOptions slot;
-  slot.byte = ByteTextEncoderOptions{8, 1, 2, 8};  // De = 8
+  slot.encoder = TextEncoderOptions{8, 1, 2, 8};  // De = 8
   o.text = {slot};
   const int64_t N = 4, L = 3;
   auto f = t2v_forward_flops(o, N, L);
@@ -103,7 +103,7 @@ TEST(Flops, MatchesHandComputationForTinyConfig) {
   EXPECT_DOUBLE_EQ(f.forward_flops, linear + attn);
   EXPECT_DOUBLE_EQ(f.forward_flops, 42016.0);
   // A width-3 n-gram convolution: 3*De^2 more weights per text token; pooled text: D^2 per sample.
-  o.text[0].byte.ngram = 3;
+  o.text[0].encoder.ngram = 3;
   o.transformer.pooled_text = true;
   EXPECT_DOUBLE_EQ(t2v_forward_flops(o, N, L).forward_flops, 42016.0 + 2 * (3 * 64 * L + 256));
   EXPECT_DOUBLE_EQ(t2v_forward_flops(o, N, L).frozen_text_flops, 0.0);

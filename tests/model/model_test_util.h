@@ -24,9 +24,9 @@ inline T2VOptions small_options(bool with_text_extras = false) {
   o.transformer.max_grid = {4, 4, 4};
   o.transformer.time_freq_dim = 32;
   TextEncoderSlotOptions slot;
-  slot.byte = ByteTextEncoderOptions{16, 1, 2, 16};
+  slot.encoder = TextEncoderOptions{16, 1, 2, 16};
   if (with_text_extras) {
-    slot.byte.ngram = 3;
+    slot.encoder.ngram = 3;
     o.transformer.pooled_text = true;
   }
   o.text = {slot};

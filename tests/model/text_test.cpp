@@ -90,9 +90,9 @@ TEST(ByteTextEncoder, BadOptionsNameTheField) {
 TEST(TextConditioner, ConcatenatesSlotsAtModelWidth) {
   TextEncoderSlotOptions a, b;
   a.name = "small";
-  a.byte = ByteTextEncoderOptions{8, 1, 2, 4};
+  a.encoder = TextEncoderOptions{8, 1, 2, 4};
   b.name = "wide";
-  b.byte = ByteTextEncoderOptions{16, 1, 4, 32};
+  b.encoder = TextEncoderOptions{16, 1, 4, 32};
   TextConditioner cond(std::vector<TextEncoderSlotOptions>{a, b}, 24);
   auto gen = make_init_generator(1);
   cond->init_weights(gen);
@@ -112,9 +112,9 @@ TextConditioner frozen_and_live(uint64_t seed) {
   TextEncoderSlotOptions frozen, live;
   frozen.name = "frozen";
   frozen.trainable = false;
-  frozen.byte = ByteTextEncoderOptions{8, 1, 2, 16};
+  frozen.encoder = TextEncoderOptions{8, 1, 2, 16};
   live.name = "live";
-  live.byte = ByteTextEncoderOptions{8, 1, 2, 16};
+  live.encoder = TextEncoderOptions{8, 1, 2, 16};
   TextConditioner cond(std::vector<TextEncoderSlotOptions>{frozen, live}, 12);
   auto gen = make_init_generator(seed);
   cond->init_weights(gen);
@@ -146,7 +146,7 @@ TEST(TextConditioner, GivenEncoderOutputsStandInForFrozenSlotsOnly) {
   TextTokens encoded;
   {
     torch::NoGradGuard no_grad;
-    encoded = cond->slot("frozen")->encoder(texts);
+    encoded = cond->slot("frozen")->encode(texts);
   }
   const TextTokens given = cond->forward(texts, {{"frozen", encoded}});
   EXPECT_TRUE(torch::equal(given.tokens, direct.tokens));
@@ -155,7 +155,7 @@ TEST(TextConditioner, GivenEncoderOutputsStandInForFrozenSlotsOnly) {
   const TextTokens other = cond->forward(texts, {{"frozen", {encoded.tokens.flip(0), encoded.mask}}});
   EXPECT_FALSE(torch::equal(other.tokens, direct.tokens));
   try {
-    cond->forward(texts, {{"live", cond->slot("live")->encoder(texts)}});
+    cond->forward(texts, {{"live", cond->slot("live")->encode(texts)}});
     FAIL() << "expected UserError";
   } catch (const reel::UserError& e) {
     EXPECT_TRUE(contains(e.what(), "text slot 'live' is trainable")) << e.what();
@@ -170,12 +170,12 @@ TEST(TextConditioner, GivenEncoderOutputsStandInForFrozenSlotsOnly) {
 
 TEST(TextConditioner, BadSlotsAreUserErrors) {
   TextEncoderSlotOptions s;
-  s.type = "ul2";
+  s.type = "gpt";
   try {
     TextConditioner(std::vector<TextEncoderSlotOptions>{s}, 16);
     FAIL() << "expected UserError";
   } catch (const reel::UserError& e) {
-    EXPECT_TRUE(contains(e.what(), "type = 'ul2'")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "type = 'gpt'")) << e.what();
   }
   TextEncoderSlotOptions a;
   EXPECT_THROW(TextConditioner(std::vector<TextEncoderSlotOptions>{a, a}, 16), reel::UserError);

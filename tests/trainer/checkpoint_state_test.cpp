@@ -353,3 +353,35 @@ TEST(InitFrom, CopiesResamplesPositionTablesKeepsNewAndRefusesOtherShapes) {
       << msg;
   EXPECT_TRUE(torch::equal(param("0.weight"), before));
 }
+
+TEST(InitFrom, TextSlotWeightsComeFromTheSlotOfTheSameName) {
+  // Two models whose "text.a" slots hold an encoder (and a projection that is not copied).
+  auto model = [](int64_t width) {
+    auto slot = std::make_shared<torch::nn::Module>();
+    slot->register_module("encoder", torch::nn::Linear(width, 3));
+    slot->register_module("proj", torch::nn::Linear(3, 2));
+    auto text = std::make_shared<torch::nn::Module>();
+    text->register_module("a", slot);
+    auto m = std::make_shared<torch::nn::Module>();
+    m->register_module("text", text);
+    return m;
+  };
+  auto source = model(4), target = model(4);
+  Checkpoint ckpt;
+  ckpt.source = "encoders/step_00000010.h5";
+  add_module_state(*source, "model/", ckpt);
+  auto param = [](const std::shared_ptr<torch::nn::Module>& m, const char* name) { return m->named_parameters()[name]; };
+  const torch::Tensor proj = param(target, "text.a.proj.weight").clone();
+  EXPECT_EQ(load_text_encoder_weights(*target, "a", ckpt), 2);
+  EXPECT_TRUE(torch::equal(param(target, "text.a.encoder.weight"), param(source, "text.a.encoder.weight")));
+  EXPECT_TRUE(torch::equal(param(target, "text.a.encoder.bias"), param(source, "text.a.encoder.bias")));
+  EXPECT_TRUE(torch::equal(param(target, "text.a.proj.weight"), proj));  // only the encoder
+
+  // Another size, or a checkpoint without the slot: refused, naming the file and the tensor.
+  std::string msg = user_error_message([&] { load_text_encoder_weights(*model(5), "a", ckpt); });
+  EXPECT_TRUE(contains(msg, "encoders/step_00000010.h5") && contains(msg, "model/text.a.encoder.weight is [3, 4]"))
+      << msg;
+  ckpt.tensors.erase("model/text.a.encoder.bias");
+  msg = user_error_message([&] { load_text_encoder_weights(*target, "a", ckpt); });
+  EXPECT_TRUE(contains(msg, "has no model/text.a.encoder.bias")) << msg;
+}

@@ -101,12 +101,20 @@ const std::vector<std::string> kEveryKeyChanged = {
     "model.time_freq_dim=128",
     "model.pooled_text=true",
     "model.text_encoders.0.name=bytes2",
-    "model.text_encoders.0.type=byte",  // the only type; kept below as the one exception
+    "model.text_encoders.0.type=byte",  // kept: ngram applies to byte only; the one exception below
     "model.text_encoders.0.dim=64",
     "model.text_encoders.0.depth=1",
     "model.text_encoders.0.heads=2",
     "model.text_encoders.0.max_len=48",
     "model.text_encoders.0.ngram=3",
+    "model.text_encoders.0.ffn_dim=256",  // byte: 0 or 4 * dim
+    "model.text_encoders.0.head_dim=32",  // byte: 0 or dim / heads
+    "model.text_encoders.0.vocab=259",    // byte: 0 or 259
+    "model.text_encoders.0.input=quoted",
+    "plan.clip=16x32x32",
+    "plan.compression=[4, 8, 8]",
+    "plan.gpu=h200",
+    "model.text_encoders.0.weights=runs/data/synth",
     "model.text_encoders.0.trainable=false",
     "model.tae.latent_channels=8",
     "model.tae.channels=[16,32]",
@@ -147,6 +155,9 @@ const std::vector<std::string> kEveryKeyChanged = {
     "trainer.keep_every=100",
     "trainer.async_save=true",
     "trainer.max_nonfinite=5",
+    "trainer.plateau_patience=3",
+    "trainer.plateau_factor=0.25",
+    "trainer.plateau_threshold=0.01",
     "flow.sigma_min=0.001",
     "flow.frame_correlation=0.5",
     "flow.temporal_weight=0.5",
@@ -337,6 +348,13 @@ TEST_F(RecipeTest, EveryKeyIsReadPrintedAndCompared) {
     others.erase(others.begin() + static_cast<std::ptrdiff_t>(skip));
     // flow.loss = data needs flow.prediction = data: drop the loss together with the prediction.
     if (o.rfind("flow.prediction=", 0) == 0) others.erase(std::find(others.begin(), others.end(), "flow.loss=data"));
+    // A byte encoder's ffn_dim and head_dim follow its dim and heads: drop them together.
+    if (o.rfind("model.text_encoders.0.dim=", 0) == 0 || o.rfind("model.text_encoders.0.heads=", 0) == 0) {
+      for (const char* dependent : {"model.text_encoders.0.ffn_dim=256", "model.text_encoders.0.head_dim=32"}) {
+        auto it = std::find(others.begin(), others.end(), dependent);
+        if (it != others.end()) others.erase(it);
+      }
+    }
     EXPECT_NE(parse_recipe_text("", "<string>", others), all) << "without " << o;
   }
 }
@@ -483,6 +501,16 @@ TEST_F(RecipeTest, ImpossibleShapes) {
                   {"bad.yaml:4:13: key 'model.text_encoders.1.name' = 'a' repeats model.text_encoders.0.name"});
   expect_contains(error_of("model:\n  text_encoders:\n    - name: a\n      ngram: 4\n"),
                   {"bad.yaml:4:14: key 'model.text_encoders.0.ngram' = 4 must be 0 (no n-gram convolution) or odd"});
+  // Options of one encoder type given to another, named with the slot and where it is set.
+  expect_contains(error_of("model:\n  text_encoders:\n    - name: a\n      type: ul2\n      ngram: 3\n"),
+                  {"bad.yaml:4:13: model.text_encoders.0: text encoder (ul2) option ngram = 3 applies to type byte only"});
+  expect_contains(error_of("model:\n  text_encoders:\n    - name: a\n      ffn_dim: 100\n"),
+                  {"model.text_encoders.0: text encoder (byte) option ffn_dim = 100 does not apply to this type"});
+  expect_contains(error_of("model:\n  text_encoders:\n    - type: t5\n"),
+                  {"bad.yaml:3:13: key 'model.text_encoders.0.type' = 't5'", "byte", "byt5", "ul2", "metaclip"});
+  // T5 types may set head_dim instead of dividing dim by heads (ByT5-small: 1472 wide, 6 heads of 64).
+  EXPECT_NO_THROW(parse_recipe_text("model:\n  text_encoders:\n    - {name: q, type: byt5, dim: 1472, heads: 6, "
+                                    "head_dim: 64, input: quoted}\n", "ok.yaml", {}, false));
 }
 
 TEST_F(RecipeTest, MissingFileNamesThePath) {

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "common/error.h"
+#include "common/fs.h"
 #include "common/runtime.h"
 #include "data/loader.h"
 #include "parallel/comm_bench.h"
@@ -16,6 +17,7 @@
 #include "trainer/cli/launch.h"
 #include "trainer/metrics.h"
 #include "trainer/recipe.h"
+#include "trainer/step_measure.h"
 #include "trainer/tae_trainer.h"
 #include "trainer/task.h"
 #include "trainer/trainer.h"
@@ -113,6 +115,10 @@ int bench_step(int argc, char** argv, int first) {
       .option("profile", "FILE", "write a Chrome trace (chrome://tracing, Perfetto) of the timed steps' operators")
       .option("save", "N", "then time N steps that each end with a checkpoint, written in full and then in the\n"
                            "background (trainer.async_save) (default 0)")
+      .flag("measure", "then run one step under LibTorch's profiler: the FLOPs of its matrix products and the\n"
+                       "peak tensor memory it allocates, against the counted FLOPs and the state it starts with;\n"
+                       "written to run.dir/bench/measure.json (what `reel plan` is checked against; use\n"
+                       "trainer.batch_threads=1: other threads are not seen)")
       .min_positionals(1)
       .max_positionals(-1);
   auto args = c.parse(argc, argv, first);
@@ -175,6 +181,23 @@ int bench_step(int argc, char** argv, int first) {
   if (saves > 0) {
     std::printf("  step + checkpoint (%lld each): %.1f ms in full, %.1f ms written in the background (a step alone: %.1f ms)\n",
                 static_cast<long long>(saves), save_ms[0], save_ms[1], 1000 * seconds / steps);
+  }
+  if (args->flag("measure")) {
+    double counted = 0;
+    const trainer::StepMeasurement m = trainer::measure_step([&] { counted = t.train_step().flops; });
+    const int64_t state = t.state_bytes();
+    nlohmann::json j = {{"recipe", recipe.source},     {"matmul_flops", m.matmul_flops}, {"matmul_ops", m.matmul_ops},
+                        {"counted_flops", counted},    {"peak_step_bytes", m.peak_bytes}, {"end_step_bytes", m.end_bytes}, {"state_bytes", state},
+                        {"peak_bytes", state + m.peak_bytes}};
+    if (rank0) {
+      write_file_atomic(recipe.run.dir + "/measure.json", j.dump(2) + "\n");
+      std::printf("  measured (one step, profiler): %.3f GFLOP in %lld matrix products (counted %.3f GFLOP, %.1f%%); "
+                  "peak %.1f MB = %.1f MB of parameters, gradients, optimizer state and EMA + %.1f MB allocated by "
+                  "the step -> %s/measure.json\n",
+                  m.matmul_flops / 1e9, static_cast<long long>(m.matmul_ops), counted / 1e9,
+                  100 * counted / std::max(m.matmul_flops, 1.0), (state + m.peak_bytes) / 1e6, state / 1e6,
+                  m.peak_bytes / 1e6, recipe.run.dir.c_str());
+    }
   }
   if (auto* mesh = (*launch)->mesh()) {
     std::printf("  mesh %s (rank 0's times): %.1f ms/step computing, %.1f ms/step waiting on collectives (%.1f%%)\n",

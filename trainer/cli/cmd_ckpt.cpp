@@ -13,10 +13,13 @@ namespace {
 int inspect(int argc, char** argv, int first) {
   Command c("reel ckpt inspect FILE [--recipe]",
             "Prints a checkpoint's step, version, metadata and every tensor with its shape, dtype and norm.");
-  c.positional("FILE", "checkpoint file").flag("recipe", "also print the resolved recipe").min_positionals(1).max_positionals(1);
+  c.positional("FILE", "checkpoint file, run dir or `latest`")
+      .flag("recipe", "also print the resolved recipe")
+      .min_positionals(1)
+      .max_positionals(1);
   auto args = c.parse(argc, argv, first);
   if (!args) return 0;
-  const std::string& path = args->positionals()[0];
+  const std::string path = trainer::resolve_checkpoint_argument(args->positionals()[0]);
   trainer::Checkpoint ckpt = trainer::load_checkpoint(path);
   trainer::CheckpointInfo info = trainer::inspect_checkpoint(path);
   std::printf("%s\n  step %lld, written by reel %s (%s)\n", path.c_str(), static_cast<long long>(ckpt.step),
@@ -45,7 +48,7 @@ int compare(int argc, char** argv, int first) {
   Command c("reel ckpt compare A B [--prefix P] [--rtol X]",
             "Compares the tensors of two checkpoints: for each, ||a - b|| / ||a|| (2-norms). Exits 0 when all are\n"
             "within --rtol, 1 when one is not, 2 when the tensor names or shapes differ.");
-  c.positional("A", "checkpoint file").positional("B", "checkpoint file")
+  c.positional("A", "checkpoint file, run dir or `latest`").positional("B", "checkpoint file, run dir or `latest`")
       .option("prefix", "P", "only tensors whose name starts with P (default model/)")
       .option("rtol", "X", "tolerance (default 1e-5)")
       .min_positionals(2)
@@ -54,8 +57,8 @@ int compare(int argc, char** argv, int first) {
   if (!args) return 0;
   const std::string prefix = args->get("prefix", "model/");
   const double rtol = args->get_double("rtol", 1e-5);
-  trainer::Checkpoint a = trainer::load_checkpoint(args->positionals()[0]);
-  trainer::Checkpoint b = trainer::load_checkpoint(args->positionals()[1]);
+  trainer::Checkpoint a = trainer::load_checkpoint(trainer::resolve_checkpoint_argument(args->positionals()[0]));
+  trainer::Checkpoint b = trainer::load_checkpoint(trainer::resolve_checkpoint_argument(args->positionals()[1]));
   double worst = 0;
   std::string worst_name;
   int64_t compared = 0;

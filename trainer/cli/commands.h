@@ -9,6 +9,7 @@ int cmd_sample(int argc, char** argv, int first);
 int cmd_eval(int argc, char** argv, int first);
 int cmd_data(int argc, char** argv, int first);
 int cmd_bench(int argc, char** argv, int first);
+int cmd_plan(int argc, char** argv, int first);
 int cmd_ckpt(int argc, char** argv, int first);
 int cmd_recipe(int argc, char** argv, int first);
 

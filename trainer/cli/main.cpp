@@ -30,6 +30,8 @@ const char* kHelp =
     "  data encode --tae CKPT --in DIR --out DIR2  a pixel dataset into TAE latent shards (under mpirun)\n"
     "  bench step RECIPE | bench matmul         measure training-step FLOP/s against the matmul rate\n"
     "  bench comm                                collective times and bandwidths (under mpirun)\n"
+    "  plan RECIPE [--gpus N] [--gpu h100|h200] [--json]\n"
+    "                                            parameters, FLOPs, memory per GPU, communication and step time\n"
     "  bench data RECIPE                         the data loader's samples/s and MB/s\n"
     "  ckpt inspect FILE                         list a checkpoint's step, recipe and tensors\n"
     "  ckpt compare A B                          largest relative difference of their tensors\n"
@@ -60,6 +62,7 @@ int main(int argc, char** argv) {
     if (command == "eval") return reel::cli::cmd_eval(argc, argv, 2);
     if (command == "data") return reel::cli::cmd_data(argc, argv, 2);
     if (command == "bench") return reel::cli::cmd_bench(argc, argv, 2);
+    if (command == "plan") return reel::cli::cmd_plan(argc, argv, 2);
     if (command == "ckpt") return reel::cli::cmd_ckpt(argc, argv, 2);
     if (command == "recipe") return reel::cli::cmd_recipe(argc, argv, 2);
     std::fprintf(stderr, "reel: unknown command '%s'\n\n%s", command.c_str(), kHelp);
