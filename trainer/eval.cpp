@@ -10,6 +10,7 @@
 #include "data/loader.h"
 #include "data/synth.h"
 #include "trainer/evaluator.h"
+#include "trainer/prompt_file.h"
 #include "trainer/sampler.h"
 #include "trainer/task.h"
 #include "trainer/trainer.h"
@@ -31,7 +32,12 @@ nlohmann::json run_eval(const std::string& checkpoint, const std::string& out_di
   g.fps = r.sample.fps;
   g.flow = flow_options(r);
 
-  std::vector<data::EvalPrompt> set = data::eval_prompts(count, seed);
+  std::vector<PromptSpec> set;
+  if (!opt.prompts_file.empty()) {
+    set = read_prompt_file(opt.prompts_file, seed);
+  } else {
+    for (const data::EvalPrompt& p : data::eval_prompts(count, seed)) set.push_back({p.prompt, p.seed, p.color, p.shape, p.motion});
+  }
   std::vector<std::string> prompts;
   std::vector<uint64_t> seeds;
   for (const auto& p : set) {
@@ -45,41 +51,43 @@ nlohmann::json run_eval(const std::string& checkpoint, const std::string& out_di
   std::vector<std::array<uint8_t, 3>> palette;
   for (size_t c = 0; c < data::color_names().size(); ++c) palette.push_back(data::color_rgb(static_cast<int>(c)));
   const bool video = pixels.frames > 1;
-  int color_ok = 0, motion_ok = 0, shape_ok = 0;
+  int ok[3] = {0, 0, 0}, counted[3] = {0, 0, 0};  // colour, shape, motion
   nlohmann::json per_prompt = nlohmann::json::array();
+  auto name = [](const std::vector<std::string>& names, int k) {
+    return k >= 0 && k < static_cast<int>(names.size()) ? names[k] : std::string("none");
+  };
   for (size_t i = 0; i < set.size(); ++i) {
     ClipAnalysis a = analyze_clip(clips[static_cast<int64_t>(i)], palette);
-    bool c_ok = a.color == set[i].color, m_ok = a.motion == set[i].motion, s_ok = a.shape == set[i].shape;
-    color_ok += c_ok;
-    motion_ok += m_ok;
-    shape_ok += s_ok;
-    auto name = [](const std::vector<std::string>& names, int k) {
-      return k >= 0 && k < static_cast<int>(names.size()) ? names[k] : std::string("none");
-    };
-    per_prompt.push_back({{"prompt", set[i].prompt},
+    const int expected[3] = {set[i].color, set[i].shape, set[i].motion}, measured[3] = {a.color, a.shape, a.motion};
+    const char* keys[3] = {"color", "shape", "motion"};
+    const std::vector<std::string>* names[3] = {&data::color_names(), &data::shape_names(), &data::motion_names()};
+    nlohmann::json rec = {{"prompt", set[i].prompt},
                           {"seed", set[i].seed},
-                          {"expected", {{"color", name(data::color_names(), set[i].color)},
-                                        {"shape", name(data::shape_names(), set[i].shape)},
-                                        {"motion", name(data::motion_names(), set[i].motion)}}},
-                          {"measured", {{"found", a.found},
-                                        {"color", name(data::color_names(), a.color)},
-                                        {"shape", name(data::shape_names(), a.shape)},
-                                        {"motion", name(data::motion_names(), a.motion)},
-                                        {"dx", a.dx},
-                                        {"dy", a.dy}}},
-                          {"color_ok", c_ok},
-                          {"motion_ok", m_ok},
-                          {"shape_ok", s_ok}});
+                          {"expected", nlohmann::json::object()},
+                          {"measured", {{"found", a.found}, {"dx", a.dx}, {"dy", a.dy}}}};
+    for (int k = 0; k < 3; ++k) {
+      rec["measured"][keys[k]] = name(*names[k], measured[k]);
+      if (expected[k] < 0) continue;
+      rec["expected"][keys[k]] = name(*names[k], expected[k]);
+      const bool good = measured[k] == expected[k];
+      rec[std::string(keys[k]) + "_ok"] = good;
+      ok[k] += good;
+      ++counted[k];
+    }
+    per_prompt.push_back(rec);
   }
-  const double n = static_cast<double>(set.size());
+  auto accuracy = [&](int k) {
+    return counted[k] > 0 ? nlohmann::json(static_cast<double>(ok[k]) / counted[k]) : nlohmann::json(nullptr);
+  };
   nlohmann::json result = {{"checkpoint", m.path},
                            {"step", m.step},
                            {"ema", m.ema},
                            {"prompts", set.size()},
+                           {"prompts_file", opt.prompts_file},
                            {"sampler", {{"steps", g.steps}, {"cfg", g.cfg}, {"bucket", pixels.name()}}},
-                           {"color_accuracy", color_ok / n},
-                           {"motion_accuracy", video ? nlohmann::json(motion_ok / n) : nlohmann::json(nullptr)},
-                           {"shape_accuracy", shape_ok / n}};
+                           {"color_accuracy", accuracy(0)},
+                           {"motion_accuracy", video ? accuracy(2) : nlohmann::json(nullptr)},
+                           {"shape_accuracy", accuracy(1)}};
 
   std::string data_dir = opt.data_dir.empty() ? r.data.dir : opt.data_dir;
   if (std::filesystem::exists(data_dir + "/val")) {
@@ -94,7 +102,12 @@ nlohmann::json run_eval(const std::string& checkpoint, const std::string& out_di
     result["val_loss"] = nullptr;
   }
   result["per_prompt"] = per_prompt;
-  if (opt.write_videos) write_samples(out_dir, prompts, seeds, clips, static_cast<int>(g.fps), static_cast<int>(r.sample.scale));
+  if (opt.write_videos) {
+    write_samples(out_dir, prompts, seeds, clips, static_cast<int>(g.fps), static_cast<int>(r.sample.scale));
+    nlohmann::json videos = nlohmann::json::array();
+    for (size_t i = 0; i < set.size(); ++i) videos.push_back(sample_file_name(i));
+    result["videos"] = videos;
+  }
   result["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   make_dirs(out_dir);
   write_file_atomic(out_dir + "/eval.json", result.dump(2) + "\n");

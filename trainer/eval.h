@@ -14,11 +14,14 @@ struct EvalOptions {
   int steps = -1;          // sampler steps; -1 = eval.steps
   double cfg = -1;         // guidance; < 0 = eval.cfg
   std::string data_dir;    // dataset for validation losses; "" = the recipe's data.dir
+  std::string prompts_file;  // a prompt file (trainer/prompt_file.h) instead of the seeded set;
+                             // each accuracy counts the prompts that give that truth
   bool write_videos = true;
 };
 
 // Writes OUT/eval.json (and the sampled videos with a contact sheet) and returns the JSON:
-// color_accuracy, motion_accuracy, shape_accuracy, val_loss, val_loss_t, val_t, per_prompt, ...
+// color_accuracy, motion_accuracy, shape_accuracy (null when no prompt gives that truth, or
+// motion for images), val_loss, val_loss_t, val_t, per_prompt, videos (file names in OUT), ...
 nlohmann::json run_eval(const std::string& checkpoint, const std::string& out_dir, const EvalOptions& options);
 
 }  // namespace reel::trainer

@@ -117,20 +117,40 @@ torch::Tensor generate(model::T2VModel& model, const std::vector<std::string>& p
   return torch::cat(outputs);
 }
 
-void write_samples(const std::string& dir, const std::vector<std::string>& prompts,
-                   const std::vector<uint64_t>& seeds, const torch::Tensor& clips, int fps, int scale) {
+std::string sample_file_name(size_t index) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "%03zu.mp4", index);
+  return name;
+}
+
+void write_sample_videos(const std::string& dir, const std::vector<size_t>& indices, const torch::Tensor& clips,
+                         int fps, int scale) {
+  REEL_CHECK(clips.size(0) == static_cast<int64_t>(indices.size()), clips.size(0), " clips for ", indices.size(), " indices");
+  make_dirs(dir);
+  for (size_t k = 0; k < indices.size(); ++k)
+    data::write_mp4(dir + "/" + sample_file_name(indices[k]), clips[static_cast<int64_t>(k)], fps, scale);
+}
+
+void write_sample_index(const std::string& dir, const std::vector<std::string>& prompts,
+                        const std::vector<uint64_t>& seeds, const torch::Tensor& clips, int scale) {
   make_dirs(dir);
   std::string lines;
   std::vector<torch::Tensor> sheet;
   for (int64_t i = 0; i < clips.size(0); ++i) {
-    char name[32];
-    std::snprintf(name, sizeof(name), "%03lld.mp4", static_cast<long long>(i));
-    data::write_mp4(dir + "/" + name, clips[i], fps, scale);
     sheet.push_back(clips[i]);
-    lines += nlohmann::json{{"prompt", prompts[i]}, {"seed", seeds[i]}, {"file", name}}.dump() + "\n";
+    lines += nlohmann::json{{"prompt", prompts[i]}, {"seed", seeds[i]}, {"file", sample_file_name(static_cast<size_t>(i))}}
+                 .dump() + "\n";
   }
   data::write_png(dir + "/contact_sheet.png", data::contact_sheet(sheet, 8, std::max(1, scale / 2), 2));
   write_file_atomic(dir + "/samples.jsonl", lines);
+}
+
+void write_samples(const std::string& dir, const std::vector<std::string>& prompts,
+                   const std::vector<uint64_t>& seeds, const torch::Tensor& clips, int fps, int scale) {
+  std::vector<size_t> all(static_cast<size_t>(clips.size(0)));
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  write_sample_videos(dir, all, clips, fps, scale);
+  write_sample_index(dir, prompts, seeds, clips, scale);
 }
 
 }  // namespace reel::trainer

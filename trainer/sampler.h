@@ -76,10 +76,17 @@ struct GenerateOptions {
 torch::Tensor generate(model::T2VModel& model, const std::vector<std::string>& prompts,
                        const std::vector<uint64_t>& seeds, const GenerateOptions& options);
 
+// "NNN.mp4": the file write_samples gives clip `index`.
+std::string sample_file_name(size_t index);
 // Writes DIR/NNN.mp4 (upscaled by `scale`), DIR/contact_sheet.png and DIR/samples.jsonl
 // (prompt, seed, file). clips: uint8 (N, F, H, W, 3).
 void write_samples(const std::string& dir, const std::vector<std::string>& prompts,
-                   const std::vector<uint64_t>& seeds, const torch::Tensor& clips, int fps,
-                   int scale);
+                   const std::vector<uint64_t>& seeds, const torch::Tensor& clips, int fps, int scale);
+// Its two halves, for ranks that each sample a share of the prompts: clip k as
+// DIR/sample_file_name(indices[k]); and the contact sheet and samples.jsonl of all N clips.
+void write_sample_videos(const std::string& dir, const std::vector<size_t>& indices, const torch::Tensor& clips,
+                         int fps, int scale);
+void write_sample_index(const std::string& dir, const std::vector<std::string>& prompts,
+                        const std::vector<uint64_t>& seeds, const torch::Tensor& clips, int scale);
 
 }  // namespace reel::trainer

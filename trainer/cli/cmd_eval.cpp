@@ -7,6 +7,7 @@
 #include "common/fs.h"
 #include "trainer/cli/args.h"
 #include "trainer/cli/commands.h"
+#include "trainer/cli/eval_options.h"
 #include "trainer/eval.h"
 #include "trainer/probe.h"
 #include "trainer/tae_trainer.h"
@@ -95,6 +96,28 @@ int cmd_eval_probe(int argc, char** argv, int first) {
 
 }  // namespace
 
+void add_eval_options(Command& c) {
+  c.option("prompts", "N", "number of held-out prompts (default: the recipe's eval.prompts, 64)")
+      .option("seed", "N", "prompt-set seed (default: eval.seed)")
+      .option("prompts-file", "FILE", "sample these prompts instead (trainer/prompt_file.h; the truth they give is scored)")
+      .option("steps", "N", "sampler steps (default: eval.steps)")
+      .option("cfg", "X", "guidance scale (default: eval.cfg)")
+      .option("data", "DIR", "dataset for the validation losses (default: the recipe's data.dir)")
+      .flag("no-videos", "do not write the sampled MP4s");
+}
+
+trainer::EvalOptions eval_options(const Args& args) {
+  trainer::EvalOptions o;
+  o.prompts = static_cast<int>(args.get_int("prompts", -1));
+  o.seed = args.get_int("seed", -1);
+  o.steps = static_cast<int>(args.get_int("steps", -1));
+  o.cfg = args.get_double("cfg", -1);
+  o.data_dir = args.get("data", "");
+  o.prompts_file = args.get("prompts-file", "");
+  o.write_videos = !args.flag("no-videos");
+  return o;
+}
+
 int cmd_eval(int argc, char** argv, int first) {
   if (first < argc && std::string(argv[first]) == "tae") return cmd_eval_tae(argc, argv, first + 1);
   if (first < argc && std::string(argv[first]) == "probe") return cmd_eval_probe(argc, argv, first + 1);
@@ -103,28 +126,16 @@ int cmd_eval(int argc, char** argv, int first) {
             "checkpoint, measures colour, motion and shape accuracy from the decoded frames, adds the fixed-t\n"
             "validation losses, and writes DIR/eval.json with the per-prompt results, plus the videos.");
   c.option("ckpt", "PATH", "checkpoint file, or a run dir / its checkpoints dir / `latest` (the latest checkpoint)")
-      .option("out", "DIR", "output directory")
-      .option("prompts", "N", "number of prompts (default: the recipe's eval.prompts, 64)")
-      .option("seed", "N", "prompt-set seed (default: eval.seed)")
-      .option("steps", "N", "sampler steps (default: eval.steps)")
-      .option("cfg", "X", "guidance scale (default: eval.cfg)")
-      .option("data", "DIR", "dataset for the validation losses (default: the recipe's data.dir)")
-      .flag("no-videos", "do not write the sampled MP4s");
+      .option("out", "DIR", "output directory");
+  add_eval_options(c);
   auto args = c.parse(argc, argv, first);
   if (!args) return 0;
   if (!args->has("ckpt")) fail("--ckpt PATH is required");
   if (!args->has("out")) fail("--out DIR is required");
-  trainer::EvalOptions o;
-  o.prompts = static_cast<int>(args->get_int("prompts", -1));
-  o.seed = args->get_int("seed", -1);
-  o.steps = static_cast<int>(args->get_int("steps", -1));
-  o.cfg = args->get_double("cfg", -1);
-  o.data_dir = args->get("data");
-  o.write_videos = !args->flag("no-videos");
-  nlohmann::json r = trainer::run_eval(args->get("ckpt"), args->get("out"), o);
-  std::printf("eval: color_accuracy %.3f  motion_accuracy %s  shape_accuracy %.3f  val_loss %s  -> %s/eval.json\n",
-              r["color_accuracy"].get<double>(), r["motion_accuracy"].dump().c_str(),
-              r["shape_accuracy"].get<double>(), r["val_loss"].dump().c_str(), args->get("out").c_str());
+  nlohmann::json r = trainer::run_eval(args->get("ckpt"), args->get("out"), eval_options(*args));
+  std::printf("eval: color_accuracy %s  motion_accuracy %s  shape_accuracy %s  val_loss %s  -> %s/eval.json\n",
+              r["color_accuracy"].dump().c_str(), r["motion_accuracy"].dump().c_str(),
+              r["shape_accuracy"].dump().c_str(), r["val_loss"].dump().c_str(), args->get("out").c_str());
   return 0;
 }
 

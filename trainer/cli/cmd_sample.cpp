@@ -5,44 +5,17 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/runtime.h"
+#include "parallel/mpi_communicator.h"
+#include "parallel/mpi_runtime.h"
 #include "data/synth.h"
 #include "trainer/cli/args.h"
 #include "trainer/cli/commands.h"
+#include "trainer/prompt_file.h"
 #include "trainer/sampler.h"
 #include "trainer/task.h"
 
 namespace reel::cli {
-namespace {
-
-// A prompt file holds one prompt per line, or JSON lines {"prompt": ..., "seed": ...}.
-void read_prompts(const std::string& path, uint64_t base_seed, std::vector<std::string>& prompts,
-                  std::vector<uint64_t>& seeds) {
-  std::ifstream in(path);
-  if (!in) fail("cannot read prompt file '", path, "'");
-  std::string line;
-  int number = 0;
-  while (std::getline(in, line)) {
-    ++number;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    if (line[0] == '{') {
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(line);
-      } catch (const std::exception& e) {
-        fail(path, ":", number, ": not valid JSON: ", e.what());
-      }
-      if (!j.contains("prompt") || !j["prompt"].is_string()) fail(path, ":", number, ": needs a string \"prompt\"");
-      prompts.push_back(j["prompt"].get<std::string>());
-      seeds.push_back(j.contains("seed") ? j["seed"].get<uint64_t>() : base_seed + prompts.size() - 1);
-    } else {
-      prompts.push_back(line);
-      seeds.push_back(base_seed + prompts.size() - 1);
-    }
-  }
-  if (prompts.empty()) fail("prompt file '", path, "' holds no prompts");
-}
-
-}  // namespace
 
 int cmd_sample(int argc, char** argv, int first) {
   Command c("reel sample --ckpt PATH (--prompt TEXT | --prompts FILE) --out DIR [options]",
@@ -52,7 +25,8 @@ int cmd_sample(int argc, char** argv, int first) {
             "DIR/contact_sheet.png and DIR/samples.jsonl (prompt, seed, file).");
   c.option("ckpt", "PATH", "checkpoint file, or a run dir / its checkpoints dir / `latest` (the latest checkpoint)")
       .option("prompt", "TEXT", "one prompt")
-      .option("prompts", "FILE", "prompt file: one prompt per line, or JSON lines {\"prompt\", \"seed\"}")
+      .option("prompts", "FILE", "prompt file: one prompt per line, or JSON lines {\"prompt\", \"seed\", truth...}\n"
+                                 "(trainer/prompt_file.h)")
       .option("out", "DIR", "output directory")
       .option("steps", "N", "Euler steps (default: the recipe's sample.steps, 50 unless set)")
       .option("cfg", "X", "classifier-free guidance scale (default: the recipe's sample.cfg, 7.5 unless set)")
@@ -71,7 +45,10 @@ int cmd_sample(int argc, char** argv, int first) {
     prompts.push_back(args->get("prompt"));
     seeds.push_back(seed);
   } else {
-    read_prompts(args->get("prompts"), seed, prompts, seeds);
+    for (const trainer::PromptSpec& p : trainer::read_prompt_file(args->get("prompts"), seed)) {
+      prompts.push_back(p.prompt);
+      seeds.push_back(p.seed);
+    }
   }
   trainer::InferenceModel m = trainer::load_inference_model(args->get("ckpt"));
   trainer::GenerateOptions g;
@@ -86,10 +63,51 @@ int cmd_sample(int argc, char** argv, int first) {
   if (scale < 1) fail("--scale must be >= 1, got ", scale);
   log_info("sampling ", prompts.size(), " prompt(s) from ", m.path, " (step ", m.step, ", ",
            m.ema ? "EMA" : "raw", " weights), ", g.steps, " steps, cfg ", g.cfg);
-  torch::Tensor clips = m.decoder->decode(trainer::generate(m.model, prompts, seeds, g), pixels.frames);
-  std::string out = args->get("out");
-  trainer::write_samples(out, prompts, seeds, clips, static_cast<int>(g.fps), scale);
-  log_info("wrote ", prompts.size(), " video(s), contact_sheet.png and samples.jsonl to ", out);
+  const std::string out = args->get("out");
+  const LaunchInfo launch = launch_info();
+  if (launch.world_size == 1) {
+    torch::Tensor clips = m.decoder->decode(trainer::generate(m.model, prompts, seeds, g), pixels.frames);
+    trainer::write_samples(out, prompts, seeds, clips, static_cast<int>(g.fps), scale);
+    log_info("wrote ", prompts.size(), " video(s), contact_sheet.png and samples.jsonl to ", out);
+    return 0;
+  }
+  // Under mpirun each rank samples every world-th prompt (the same clip as one process would: a
+  // clip's noise comes from its prompt's seed alone) and writes its videos; rank 0 gathers the
+  // clips for the contact sheet and writes samples.jsonl.
+  parallel::MpiRuntime mpi;
+  parallel::Watchdog watchdog({600, 1.0});
+  auto world = parallel::MpiCommunicator::world(watchdog);
+  const std::vector<size_t> mine = trainer::rank_share(prompts.size(), world->rank(), world->size());
+  std::vector<std::string> my_prompts;
+  std::vector<uint64_t> my_seeds;
+  for (size_t i : mine) {
+    my_prompts.push_back(prompts[i]);
+    my_seeds.push_back(seeds[i]);
+  }
+  torch::Tensor clips;
+  if (!mine.empty()) {
+    clips = m.decoder->decode(trainer::generate(m.model, my_prompts, my_seeds, g), pixels.frames);
+    trainer::write_sample_videos(out, mine, clips, static_cast<int>(g.fps), scale);
+  }
+  // All ranks hold ceil(N / world) rows (zero-padded), gathered in rank order: row r * per + k is
+  // prompt k * world + r.
+  const int64_t per = static_cast<int64_t>((prompts.size() + world->size() - 1) / world->size());
+  const std::vector<int64_t> shape = {per, pixels.frames, pixels.height, pixels.width, 3};
+  torch::Tensor mine_rows = torch::zeros(shape, torch::kFloat32);
+  if (!mine.empty()) mine_rows.narrow(0, 0, clips.size(0)).copy_(clips.to(torch::kFloat32));
+  torch::Tensor all = torch::empty({per * world->size(), pixels.frames, pixels.height, pixels.width, 3}, torch::kFloat32);
+  world->all_gather(all, mine_rows);
+  if (world->rank() == 0) {
+    torch::Tensor ordered = torch::empty({static_cast<int64_t>(prompts.size()), pixels.frames, pixels.height, pixels.width, 3},
+                                         torch::kUInt8);
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      const int64_t r = static_cast<int64_t>(i) % world->size(), k = static_cast<int64_t>(i) / world->size();
+      ordered[static_cast<int64_t>(i)].copy_(all[r * per + k].to(torch::kUInt8));
+    }
+    trainer::write_sample_index(out, prompts, seeds, ordered, scale);
+    log_info("wrote ", prompts.size(), " video(s) from ", world->size(), " ranks, contact_sheet.png and samples.jsonl to ", out);
+  }
+  world->barrier();
   return 0;
 }
 

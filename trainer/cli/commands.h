@@ -10,6 +10,8 @@ int cmd_eval(int argc, char** argv, int first);
 int cmd_data(int argc, char** argv, int first);
 int cmd_bench(int argc, char** argv, int first);
 int cmd_plan(int argc, char** argv, int first);
+int cmd_eval_run(int argc, char** argv, int first);
+int cmd_report(int argc, char** argv, int first);
 int cmd_ckpt(int argc, char** argv, int first);
 int cmd_recipe(int argc, char** argv, int first);
 

@@ -22,6 +22,8 @@ const char* kHelp =
     "  sample --ckpt PATH (--prompt TEXT | --prompts FILE) --out DIR\n"
     "                                            generate MP4s, a contact sheet and samples.jsonl\n"
     "  eval --ckpt PATH --out DIR                sample the held-out prompt set and score it (eval.json)\n"
+    "  eval-run RUN_DIR [--watch]                every checkpoint of a run evaluated into RUN_DIR/eval.jsonl\n"
+    "  report RUN_DIR                            one HTML page: loss curves, metrics per checkpoint, samples\n"
     "  eval tae --ckpt PATH --data DIR --out DIR2\n"
     "                                            a TAE's PSNR and SSIM on held-out clips, side-by-side MP4s\n"
     "  eval probe --ckpt PATH                    where the model puts the object per frame at the start of sampling\n"
@@ -63,6 +65,8 @@ int main(int argc, char** argv) {
     if (command == "data") return reel::cli::cmd_data(argc, argv, 2);
     if (command == "bench") return reel::cli::cmd_bench(argc, argv, 2);
     if (command == "plan") return reel::cli::cmd_plan(argc, argv, 2);
+    if (command == "eval-run") return reel::cli::cmd_eval_run(argc, argv, 2);
+    if (command == "report") return reel::cli::cmd_report(argc, argv, 2);
     if (command == "ckpt") return reel::cli::cmd_ckpt(argc, argv, 2);
     if (command == "recipe") return reel::cli::cmd_recipe(argc, argv, 2);
     std::fprintf(stderr, "reel: unknown command '%s'\n\n%s", command.c_str(), kHelp);
