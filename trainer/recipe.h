@@ -163,8 +163,9 @@ struct FlowSection {
 };
 
 // The parallel layout (parallel/parallel_dims.h) and its options. dp_replicate x dp_shard x cp
-// x tp must equal the number of ranks. Today `reel train` runs replicas (dp_shard = 1), FSDP
-// (dp_shard > 1) and HSDP (both > 1), and refuses cp > 1 and tp > 1 before any work (issue 3).
+// x tp must equal the number of ranks. `reel train` of a t2v model runs every such mesh (replicas,
+// FSDP, HSDP, tensor + sequence parallel, context parallel); the TAE trainer runs FSDP or replicas
+// and refuses cp > 1 and tp > 1 before any work.
 struct ParallelSection {
   int64_t dp_replicate = 1;          // HSDP replicas, >= 1
   int64_t dp_shard = -1;             // FSDP shards, >= 1, or -1 = the ranks left over
