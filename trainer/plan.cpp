@@ -179,8 +179,11 @@ Plan make_plan(const Recipe& r, int gpus, const std::string& gpu) {
   // Memory per GPU.
   const double tp = p.tp, cp = p.cp;
   const double trained_here = (static_cast<double>(blocks_total) / tp + static_cast<double>(trained - blocks_total)) / fsdp;
-  const double state_per_param = 4 + 4 + 8 + (r.trainer.ema_decay > 0 ? 4 : 0);
-  p.state_bytes = trained_here * state_per_param;
+  p.parameter_bytes = 4 * trained_here;
+  p.gradient_bytes = 4 * trained_here;
+  p.optimizer_bytes = 8 * trained_here;
+  p.ema_bytes = r.trainer.ema_decay > 0 ? 4 * trained_here : 0;
+  p.state_bytes = p.parameter_bytes + p.gradient_bytes + p.optimizer_bytes + p.ema_bytes;
   if (r.data.text_cache.empty()) p.frozen_bytes = static_cast<double>(frozen_params) * dtype / fsdp;
   if (fsdp > 1) p.gathered_bytes = (2 * dtype + 4) * static_cast<double>(block_params) / tp;
 
@@ -264,6 +267,10 @@ std::string plan_json(const Plan& p) {
       {"memory_per_gpu_bytes", p.memory_per_gpu_bytes},
       {"memory",
        {{"state", p.state_bytes},
+        {"parameters", p.parameter_bytes},
+        {"gradients", p.gradient_bytes},
+        {"optimizer", p.optimizer_bytes},
+        {"ema", p.ema_bytes},
         {"frozen_encoders", p.frozen_bytes},
         {"fsdp_gathered", p.gathered_bytes},
         {"activations", p.activation_bytes},
@@ -298,7 +305,9 @@ std::string plan_text(const Plan& p) {
                 p.hardware_flops_per_step);
   out += buf;
   out += cat("memory per GPU: ", human(p.memory_per_gpu_bytes), " of ", human(p.gpu.memory_bytes), "\n",
-             "  parameters, gradients, optimizer, EMA (sharded): ", human(p.state_bytes), "\n",
+             "  parameters, gradients, optimizer, EMA (fp32, sharded): ", human(p.state_bytes), " (",
+             human(p.parameter_bytes), " + ", human(p.gradient_bytes), " + ", human(p.optimizer_bytes), " + ",
+             human(p.ema_bytes), ")\n",
              "  frozen encoders (sharded): ", human(p.frozen_bytes), "\n",
              "  FSDP working copies: ", human(p.gathered_bytes), "\n",
              "  activations: ", human(p.activation_bytes), " (no checkpointing ", human(p.activation_bytes_none),

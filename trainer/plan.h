@@ -80,6 +80,7 @@ struct Plan {
   double hardware_flops_per_step = 0;  // what runs: + the recomputed blocks' forward with checkpointing
   int64_t dtype_bytes = 4;
   // Memory per GPU, bytes.
+  double parameter_bytes = 0, gradient_bytes = 0, optimizer_bytes = 0, ema_bytes = 0;  // their sum: state_bytes
   double state_bytes = 0, frozen_bytes = 0, gathered_bytes = 0, activation_bytes = 0,
          activation_bytes_checkpointed = 0, activation_bytes_none = 0, buffer_bytes = 0, memory_per_gpu_bytes = 0;
   // Communication per GPU per step, bytes sent.

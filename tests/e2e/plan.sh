@@ -19,6 +19,9 @@ assert p["tokens_per_sample"] == 73728, p["tokens_per_sample"]
 assert p["memory_per_gpu_bytes"] <= 80e9 and p["fits"], p["memory_per_gpu_bytes"]
 assert p["mesh"] == {"dp_replicate": 1, "dp_shard": 768, "cp": 2, "tp": 4}, p["mesh"]
 assert p["memory"]["activations_no_checkpointing"] > 80e9  # checkpointing is what makes it fit
+mem = p["memory"]
+assert abs(mem["parameters"] + mem["gradients"] + mem["optimizer"] + mem["ema"] - mem["state"]) < 1
+assert mem["optimizer"] == 2 * mem["parameters"] and mem["ema"] == 0  # AdamW's two moments; no EMA in stage 3
 assert 0 < p["predicted_mfu"] < 1 and p["predicted_step_s"] > 0
 PY
 for s in 01_t2i_256 02_t2iv_256 04_finetune; do
