@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/log.h"
 
 namespace reel::trainer {
 namespace {
@@ -103,17 +104,21 @@ std::string data_position_json(const data::LoaderPosition& position, const DataS
 
 data::LoaderPosition parse_data_position(const std::string& text, const DataSection& data, const std::string& path) {
   const nlohmann::json j = nlohmann::json::parse(text);
-  const int64_t budget = j.value("batch_budget", int64_t(0));
-  if (budget != data.batch_budget)
-    fail(path, " was written with data.batch_budget = ", budget, " but the recipe has ", data.batch_budget,
-         ": its data position counts batches of the old sizes; resume with data.batch_budget=", budget);
-  if (budget == 0 && j.contains("global_batch") && j.at("global_batch").get<int64_t>() != data.batch_size)
-    fail(path, " was written with data.batch_size = ", j.at("global_batch").get<int64_t>(), " but the recipe has ",
-         data.batch_size, ": its data position counts global batches of the old size; resume with "
-         "data.batch_size=", j.at("global_batch").get<int64_t>(), " (any mesh splits it)");
   data::LoaderPosition start;
   start.epoch = j.at("epoch").get<int64_t>();
   start.batch = j.at("batch").get<int64_t>();
+  const int64_t budget = j.value("batch_budget", int64_t(0));
+  const int64_t global = j.value("global_batch", data.batch_size);
+  if (budget != data.batch_budget || (budget == 0 && global != data.batch_size)) {
+    // The position counts batches of the epoch's plan at the old size; that plan does not exist at
+    // the new one. A deliberate change (Movie Gen grows or shrinks the batch inside a stage) goes
+    // on from the start of the next epoch: the rest of this one is not seen.
+    log_warn(path, " was written with data.batch_size = ", global, ", data.batch_budget = ", budget,
+             "; the recipe has ", data.batch_size, " and ", data.batch_budget, ": training goes on with the new batch "
+             "from the start of epoch ", start.epoch + 1, " (the rest of epoch ", start.epoch, " is skipped)");
+    start.epoch += 1;
+    start.batch = 0;
+  }
   return start;
 }
 

@@ -50,8 +50,10 @@ data::LoaderOptions loader_options(const Recipe& recipe);
 // A checkpoint's data position, {"epoch", "batch", "global_batch", "batch_budget"}: global batches,
 // the same whatever the mesh, so any mesh resumes there ...
 std::string data_position_json(const data::LoaderPosition& position, const DataSection& data);
-// ... and back, refusing one written with another data.batch_size or data.batch_budget (the
-// batches it counts would be others). `path` names the checkpoint in the message.
+// ... and back. One written with another data.batch_size or data.batch_budget (Movie Gen changes
+// the batch inside a stage: `--resume data.batch_size=3072`) counts batches of a plan the new size
+// does not have: training goes on from the start of the next epoch, with a warning naming `path`
+// and both sizes.
 data::LoaderPosition parse_data_position(const std::string& json, const DataSection& data, const std::string& path);
 
 // The resolved recipe a checkpoint carries (meta "recipe"), parsed without checking its paths;

@@ -38,9 +38,20 @@ h5diff "$WORK/straight/checkpoints/step_00000006.h5" "$WORK/resumed/checkpoints/
   || die "optimizer state differs after resume"
 h5diff "$WORK/straight/checkpoints/step_00000006.h5" "$WORK/resumed/checkpoints/step_00000006.h5" /ema /ema \
   || die "EMA differs after resume"
-# A checkpoint's data position counts global batches: another data.batch_size is refused.
-expect_exit 2 "was written with data.batch_size = 4 but the recipe has 2" -- \
-  "$REEL" train recipes/tiny/t2v.yaml "${common[@]}" data.batch_size=2 run.dir="$WORK/resumed" --resume
+# A checkpoint's data position counts global batches of its size: resumed with another
+# data.batch_size (a published batch change inside a stage), training goes on at the new size
+# from the next epoch, with the step, weights and Adam state carried on.
+cp -r "$WORK/resumed" "$WORK/grown"
+"$REEL" train recipes/tiny/t2v.yaml "${common[@]}" data.batch_size=8 trainer.steps=8 run.dir="$WORK/grown" --resume \
+  > "$WORK/grown.log" 2>&1 || die "resume with another batch size: $(tail -20 "$WORK/grown.log")"
+grep -q "step_00000006.h5 was written with data.batch_size = 4, data.batch_budget = 0; the recipe has 8 and 0: training goes on with the new batch from the start of epoch" \
+  "$WORK/grown.log" || die "no warning about the batch change: $(grep -v '^  ' "$WORK/grown.log" | head -20)"
+grep -q "resumed from .*step_00000006.h5 at step 6" "$WORK/grown.log" || die "did not resume at step 6"
+python3 - "$WORK/grown/metrics.jsonl" <<'PY' || die "the grown run's last steps are not there"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+assert [r["step"] for r in recs][-2:] == [7, 8], [r["step"] for r in recs]
+PY
 grep -q "meta mesh: one process" <<<"$("$REEL" ckpt inspect "$WORK/resumed/checkpoints/step_00000006.h5")" ||
   die "ckpt inspect does not show the mesh"
 
