@@ -18,6 +18,11 @@ int64_t text_conditioner_param_count(const std::vector<TextEncoderSlotOptions>& 
   return total;
 }
 
+int64_t video_block_param_count(const VideoTransformerOptions& o) {
+  const int64_t d = o.dim, f = resolved_ffn_dim(o);
+  return 6 * d + 4 * d * d + d + 4 * d * d + 3 * d * f;
+}
+
 int64_t video_transformer_param_count(const VideoTransformerOptions& o) {
   validate(o);
   int64_t d = o.dim, f = resolved_ffn_dim(o);
@@ -27,7 +32,7 @@ int64_t video_transformer_param_count(const VideoTransformerOptions& o) {
   int64_t time_mlp = o.time_freq_dim * d + d + d * d + d;
   int64_t shared_adaln = 6 * d * d + 6 * d;
   int64_t text_pool = o.pooled_text ? d * d + d : 0;
-  int64_t block = 6 * d + 4 * d * d + d + 4 * d * d + 3 * d * f;
+  int64_t block = video_block_param_count(o);
   int64_t final_layer = 2 * d * d + 2 * d + d * p + p;
   return patch_embed + positions + time_mlp + shared_adaln + text_pool + o.depth * block + final_layer;
 }

@@ -21,6 +21,7 @@ namespace reel::model {
 //   + 4*D^2 (cross q, kv, out) + 3*D*F (SwiGLU), F = resolved_ffn_dim.
 int64_t byte_text_encoder_param_count(const ByteTextEncoderOptions& o);
 int64_t text_conditioner_param_count(const std::vector<TextEncoderSlotOptions>& slots, int64_t model_dim);
+int64_t video_block_param_count(const VideoTransformerOptions& o);  // one block: 8*D^2 + 3*D*F + 7*D
 int64_t video_transformer_param_count(const VideoTransformerOptions& o);
 int64_t param_count(const T2VOptions& o);  // text conditioner + transformer
 

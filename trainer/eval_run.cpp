@@ -9,12 +9,12 @@
 #include <filesystem>
 #include <map>
 #include <regex>
-#include <sstream>
 #include <thread>
 
 #include "common/error.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "trainer/metrics.h"
 
 namespace reel::trainer {
 namespace {
@@ -30,24 +30,6 @@ std::map<int64_t, std::string> checkpoints(const std::string& run_dir) {
     std::smatch m;
     const std::string file = e.path().filename().string();
     if (std::regex_match(file, m, name)) out[std::stoll(m[1])] = e.path().string();
-  }
-  return out;
-}
-
-std::vector<nlohmann::json> read_records(const std::string& path) {
-  std::vector<nlohmann::json> out;
-  if (!fs::exists(path)) return out;
-  std::istringstream in(read_file(path));
-  std::string line;
-  int number = 0;
-  while (std::getline(in, line)) {
-    ++number;
-    if (line.empty()) continue;
-    try {
-      out.push_back(nlohmann::json::parse(line));
-    } catch (const std::exception& e) {
-      fail(path, ":", number, ": not a JSON object (", e.what(), "); move the file away to evaluate again");
-    }
   }
   return out;
 }
@@ -68,7 +50,7 @@ int eval_run(const EvalRunOptions& o) {
   if (!o.watch && !fs::is_directory(fs::path(o.run_dir) / "checkpoints"))  // watching waits for the run to start
     fail("eval-run: '", o.run_dir, "' has no checkpoints/ directory; give a run directory (run.dir of a recipe)");
   const std::string jsonl = o.run_dir + "/eval.jsonl";
-  std::vector<nlohmann::json> records = read_records(jsonl);
+  std::vector<nlohmann::json> records = read_jsonl(jsonl, /*skip_bad_lines=*/false);
   std::map<int64_t, bool> done;
   for (const auto& r : records) done[r.at("step").get<int64_t>()] = true;
   int evaluated = 0;

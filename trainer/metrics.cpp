@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <sstream>
 
 #include "common/error.h"
 #include "common/fs.h"
@@ -29,6 +31,22 @@ double measure_matmul_flops(int n, double min_seconds) {
     if (elapsed >= min_seconds && reps >= 3) break;
   }
   return best;
+}
+
+std::vector<nlohmann::json> read_jsonl(const std::string& path, bool skip_bad_lines) {
+  std::vector<nlohmann::json> out;
+  if (!std::filesystem::exists(path)) return out;
+  std::istringstream in(read_file(path));
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (line.empty()) continue;
+    try {
+      out.push_back(nlohmann::json::parse(line));
+    } catch (const std::exception& e) {
+      if (!skip_bad_lines) fail(path, ":", number, ": not a JSON object (", e.what(), ")");
+    }
+  }
+  return out;
 }
 
 MetricsLog::MetricsLog(const std::string& path) : path_(path) {

@@ -6,12 +6,18 @@
 
 #include <fstream>
 #include <string>
+#include <vector>
 
 namespace reel::trainer {
 
 // Achieved fp32 FLOP/s of a square matmul of size n with the current LibTorch thread count
 // (best of a few timed repetitions after a warm-up). The reference for MFU on CPU.
 double measure_matmul_flops(int n = 1024, double min_seconds = 0.5);
+
+// The objects of a JSON-lines file (metrics.jsonl, eval.jsonl); none if it does not exist. A line
+// that does not parse (cut by a crash while appended) is skipped with skip_bad_lines, else a
+// UserError names path:line.
+std::vector<nlohmann::json> read_jsonl(const std::string& path, bool skip_bad_lines);
 
 // Appends one JSON object per line to <path>, flushed after every record so a crash loses
 // nothing already logged. Not thread-safe.

@@ -142,7 +142,7 @@ Plan make_plan(const Recipe& r, int gpus, const std::string& gpu) {
     trained_text += proj;
   }
   p.params_total = p.params_transformer + trained_text + frozen_params;
-  const int64_t block_params = 8 * d * d + 3 * d * f + 7 * d;
+  const int64_t block_params = model::video_block_param_count(tr);
   const int64_t trained = p.params_transformer + trained_text;
   const int64_t blocks_total = depth * block_params;
 

@@ -13,27 +13,12 @@
 
 #include "common/error.h"
 #include "common/fs.h"
+#include "trainer/metrics.h"
 
 namespace reel::trainer {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::vector<nlohmann::json> read_jsonl(const std::string& path) {
-  std::vector<nlohmann::json> out;
-  if (!fs::exists(path)) return out;
-  std::istringstream in(read_file(path));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    try {
-      out.push_back(nlohmann::json::parse(line));
-    } catch (const std::exception&) {
-      // a line cut by a crash while it was appended: the rest of the file still reports
-    }
-  }
-  return out;
-}
 
 std::string escape(const std::string& s) {
   std::string out;
@@ -147,7 +132,8 @@ double value(const nlohmann::json& j, const char* key) {
 
 std::string write_report(const ReportOptions& o) {
   const std::string metrics_path = o.run_dir + "/metrics.jsonl", eval_path = o.run_dir + "/eval.jsonl";
-  const std::vector<nlohmann::json> metrics = read_jsonl(metrics_path), evals = read_jsonl(eval_path);
+  const std::vector<nlohmann::json> metrics = read_jsonl(metrics_path, /*skip_bad_lines=*/true),
+                                   evals = read_jsonl(eval_path, /*skip_bad_lines=*/true);
   if (metrics.empty() && evals.empty())
     fail("report: '", o.run_dir, "' has neither metrics.jsonl nor eval.jsonl; give a run directory (run.dir), and run ",
          "`reel eval-run ", o.run_dir, "` for its evaluations");

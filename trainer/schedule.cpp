@@ -7,6 +7,20 @@
 
 namespace reel::trainer {
 
+bool LrPlateau::observe(double loss, double scheduled) {
+  if (patience <= 0) return false;
+  if (!std::isfinite(best) || loss < best * (1 - threshold)) {
+    best = loss;
+    bad = 0;
+    return false;
+  }
+  if (++bad < patience) return false;
+  bad = 0;
+  if (apply(scheduled) <= floor) return false;  // already at the floor
+  scale *= factor;
+  return true;
+}
+
 double learning_rate(const LrScheduleOptions& o, int64_t step) {
   if (o.warmup_steps > 0 && step < o.warmup_steps) {
     return o.lr * static_cast<double>(step + 1) / static_cast<double>(o.warmup_steps);

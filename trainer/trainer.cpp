@@ -237,6 +237,10 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
 
   optimizer_ = std::make_unique<torch::optim::AdamW>(params_, adamw_options(tr));
   if (tr.ema_decay > 0) ema_.emplace(*model_, tr.ema_decay);
+  plateau_.patience = tr.plateau_patience;
+  plateau_.factor = tr.plateau_factor;
+  plateau_.threshold = tr.plateau_threshold;
+  plateau_.floor = tr.min_lr;
 
   data::LoaderPosition start;
   make_dirs(recipe_.run.dir);
@@ -673,29 +677,20 @@ RunEnd Trainer::run() {
 
 double Trainer::scheduled_lr(int64_t step) const {
   const TrainerSection& tr = recipe_.trainer;
-  const double lr = learning_rate({tr.lr, tr.min_lr, tr.warmup_steps, tr.steps, tr.schedule}, step) * lr_scale_;
-  return lr_scale_ < 1 ? std::max(lr, tr.min_lr) : lr;
+  return plateau_.apply(learning_rate({tr.lr, tr.min_lr, tr.warmup_steps, tr.steps, tr.schedule}, step));
 }
 
 void Trainer::observe_validation(double loss) {
-  const TrainerSection& tr = recipe_.trainer;
-  if (tr.plateau_patience <= 0) return;
+  if (plateau_.patience <= 0) return;
   if (mesh_) {  // every rank takes the same decision
     torch::Tensor v = torch::tensor({loss}, torch::kFloat64);
     mesh_->world().all_reduce(v, parallel::ReduceOp::kMax);
     loss = v.item<double>();
   }
-  if (!std::isfinite(best_val_) || loss < best_val_ * (1 - tr.plateau_threshold)) {
-    best_val_ = loss;
-    plateau_bad_ = 0;
-    return;
-  }
-  if (++plateau_bad_ < tr.plateau_patience) return;
-  plateau_bad_ = 0;
   const double before = scheduled_lr(step_);
-  if (before <= tr.min_lr) return;  // already at the floor
-  lr_scale_ *= tr.plateau_factor;
-  log_info("validation loss ", loss, " has not improved on ", best_val_, " by ", tr.plateau_threshold * 100, "% in ",
+  if (!plateau_.observe(loss, before / plateau_.scale)) return;
+  const TrainerSection& tr = recipe_.trainer;
+  log_info("validation loss ", loss, " has not improved on ", plateau_.best, " by ", tr.plateau_threshold * 100, "% in ",
            tr.plateau_patience, " validations: LR ", before, " -> ", scheduled_lr(step_), " (trainer.plateau_factor ",
            tr.plateau_factor, ", floor trainer.min_lr ", tr.min_lr, ")");
 }

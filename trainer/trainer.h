@@ -30,6 +30,7 @@
 #include "trainer/checkpoint_sharded.h"
 #include "trainer/parallelize.h"
 #include "trainer/recipe.h"
+#include "trainer/schedule.h"
 
 namespace reel::trainer {
 
@@ -115,7 +116,7 @@ class Trainer {
   // recipe.init_from: a new stage's weights from another run (trainer/init_from.h).
   void initialize_from(const std::string& source);
   void load_text_weights();
-  double scheduled_lr(int64_t step) const;  // the schedule x lr_scale_, at least min_lr once lowered
+  double scheduled_lr(int64_t step) const;  // the schedule, lowered by plateau_
   // trainer.plateau_*: counts a validation loss (the same on every rank) and lowers the LR after
   // plateau_patience validations without improvement.
   void observe_validation(double loss);  // model.text_encoders[].weights, at the start of a fresh run
@@ -155,11 +156,7 @@ class Trainer {
   int threads_per_copy_ = 1;
   int threads_ = 1;  // intra-op threads of the training thread (trainer.threads resolved)
   int64_t step_ = 0;                   // optimizer steps taken
-  // trainer.plateau_*: the factor on the scheduled LR, the best validation loss, and validations
-  // since it improved (in checkpoints as meta lr_plateau).
-  double lr_scale_ = 1.0;
-  double best_val_ = std::numeric_limits<double>::infinity();
-  int64_t plateau_bad_ = 0;
+  LrPlateau plateau_;  // trainer.plateau_* and its state (in checkpoints as meta lr_plateau)
   double matmul_flops_ = 0;            // this machine's measured fp32 matmul rate
   parallel::Mesh* mesh_ = nullptr;                 // null: one process
   parallel::Communicator* data_group_ = nullptr;   // the ranks that take different samples, or none

@@ -156,7 +156,7 @@ std::string Trainer::save_checkpoint(bool async) {
   ckpt.meta["lr_schedule"] = nlohmann::json{{"schedule", lr.kind}, {"lr", lr.lr}, {"min_lr", lr.min_lr},
                                             {"warmup_steps", lr.warmup_steps}, {"steps", lr.total_steps},
                                             {"next_step", step_}, {"next_lr", scheduled_lr(step_)}}.dump();
-  ckpt.meta["lr_plateau"] = nlohmann::json{{"scale", lr_scale_}, {"best_val", best_val_}, {"bad", plateau_bad_}}.dump();
+  ckpt.meta["lr_plateau"] = nlohmann::json{{"scale", plateau_.scale}, {"best_val", plateau_.best}, {"bad", plateau_.bad}}.dump();
   ckpt.meta["mesh"] = mesh_ ? cat(mesh_->dims().describe(), " (", mesh_->world().size(), " ranks)")
                             : std::string("one process");
   ckpt.meta["rng"] = cat("per-step generators seeded from (seed=", recipe_.seed,
@@ -220,9 +220,9 @@ data::LoaderPosition Trainer::load_checkpoint(const std::string& path) {
   if (auto plateau = ckpt.meta.find("lr_plateau"); plateau != ckpt.meta.end()) {
     try {
       const nlohmann::json j = nlohmann::json::parse(plateau->second);
-      lr_scale_ = j.at("scale").get<double>();
-      best_val_ = j.at("best_val").is_null() ? std::numeric_limits<double>::infinity() : j.at("best_val").get<double>();
-      plateau_bad_ = j.at("bad").get<int64_t>();
+      plateau_.scale = j.at("scale").get<double>();
+      plateau_.best = j.at("best_val").is_null() ? std::numeric_limits<double>::infinity() : j.at("best_val").get<double>();
+      plateau_.bad = j.at("bad").get<int64_t>();
     } catch (const std::exception& e) {
       fail(path, ": meta lr_plateau '", plateau->second, "' is not readable (", e.what(), ")");
     }

@@ -189,3 +189,31 @@ TEST(LearningRate, WarmupThenCosineToMin) {
   o.kind = "constant";
   EXPECT_NEAR(learning_rate(o, 80), 1e-3, 1e-12);
 }
+
+TEST(LrPlateau, LowersAfterPatienceValidationsWithoutImprovementDownToTheFloor) {
+  LrPlateau p;
+  p.patience = 2;
+  p.factor = 0.5;
+  p.threshold = 0.1;  // an improvement must be 10%
+  p.floor = 0.2;
+  EXPECT_FALSE(p.observe(1.0, 1.0));   // the first loss is the best
+  EXPECT_FALSE(p.observe(0.95, 1.0));  // 5%: not an improvement, 1 of 2
+  EXPECT_TRUE(p.observe(0.95, 1.0));   // 2 of 2: lowered
+  EXPECT_DOUBLE_EQ(p.apply(1.0), 0.5);
+  EXPECT_DOUBLE_EQ(p.best, 1.0);
+  EXPECT_FALSE(p.observe(0.8, 1.0));   // 20% better: new best, count reset
+  EXPECT_DOUBLE_EQ(p.best, 0.8);
+  EXPECT_EQ(p.bad, 0);
+  EXPECT_FALSE(p.observe(0.8, 1.0));
+  EXPECT_TRUE(p.observe(0.8, 1.0));    // 0.25
+  EXPECT_DOUBLE_EQ(p.apply(1.0), 0.25);
+  EXPECT_FALSE(p.observe(0.8, 1.0));
+  EXPECT_TRUE(p.observe(0.8, 1.0));    // 0.125 scheduled, held at the floor
+  EXPECT_DOUBLE_EQ(p.apply(1.0), 0.2);
+  EXPECT_FALSE(p.observe(0.8, 1.0));
+  EXPECT_FALSE(p.observe(0.8, 1.0));   // at the floor: no further lowering
+  EXPECT_DOUBLE_EQ(p.scale, 0.125);
+  LrPlateau off;                        // patience 0: never
+  for (int i = 0; i < 5; ++i) EXPECT_FALSE(off.observe(1.0, 1.0));
+  EXPECT_DOUBLE_EQ(off.apply(0.3), 0.3);
+}
