@@ -98,6 +98,23 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
   return AttentionFunction::apply(q, k, v, KeyMask{key_mask});
 }
 
+torch::Tensor attention_entropy(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& key_mask) {
+  REEL_CHECK(q.dim() == 4 && k.dim() == 4 && q.size(0) == k.size(0) && q.size(1) == k.size(1) && q.size(3) == k.size(3),
+             "attention_entropy wants q (B, H, N, Dh), k (B, H, Nk, Dh), got q ", q.sizes(), " k ", k.sizes());
+  torch::NoGradGuard no_grad;
+  auto scores = torch::matmul(q.to(torch::kFloat32), k.to(torch::kFloat32).transpose(-1, -2)) /
+                std::sqrt(static_cast<double>(q.size(3)));
+  if (key_mask.defined()) {
+    REEL_CHECK(key_mask.dim() == 2 && key_mask.size(0) == k.size(0) && key_mask.size(1) == k.size(2),
+               "key_mask must be (B, Nk) = (", k.size(0), ", ", k.size(2), "), got ", key_mask.sizes());
+    scores.masked_fill_(key_mask.logical_not().view({k.size(0), 1, 1, k.size(2)}), -std::numeric_limits<float>::infinity());
+  }
+  auto log_p = torch::log_softmax(scores, -1);
+  auto terms = log_p.exp() * log_p;
+  terms.masked_fill_(torch::isinf(log_p), 0);  // masked keys: 0 * -inf
+  return terms.sum(-1).neg().mean(std::vector<int64_t>{0, 2});
+}
+
 SelfAttentionImpl::SelfAttentionImpl(int64_t dim, int64_t heads, bool bias) : heads_(heads), head_dim_(dim / heads) {
   REEL_CHECK(dim % heads == 0, "dim ", dim, " not divisible by heads ", heads);
   qkv = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(dim, 3 * dim).bias(false)));
@@ -122,6 +139,7 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x_in, const torch:
     REEL_CHECK(!key_mask.defined(), "self-attention: a key mask with a parallel attention (context parallel)");
     o = region.attend(parts[0], parts[1], parts[2]);
   } else {
+    if (keep_entropy) entropy = attention_entropy(parts[0], parts[1], key_mask);
     o = attention(parts[0], parts[1], parts[2], key_mask);
   }
   return ParallelRegion::apply(region.exit, out(merge_heads(o)));

@@ -21,6 +21,12 @@ namespace reel::model {
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& key_mask);
 
+// The entropy (nats) of the attention weights softmax(q k^T / sqrt(Dh)) (masked keys excluded)
+// of each head, averaged over the batch and the queries: (H), float32. log(Nk) for uniform
+// weights (attention that only averages), 0 for a query that attends to a single key.
+// A diagnostic (reel eval probe); no gradient.
+torch::Tensor attention_entropy(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& key_mask);
+
 // Bidirectional multi-head self-attention with a fused QKV projection (one Linear dim -> 3*dim)
 // and an output projection. `bias` adds biases to both (the text encoder uses them, the video
 // transformer does not, Llama-style).
@@ -38,6 +44,10 @@ class SelfAttentionImpl : public torch::nn::Module {
   // it by rounding noise alone (a run on another mesh would then differ there), so it has none.
   torch::Tensor qv_bias;
   ParallelRegion region;  // tensor parallel: see parallel_region.h
+  // Diagnostics: with keep_entropy set, forward also stores attention_entropy() of its heads
+  // (H) in `entropy` (an extra score product; off in training; one process only).
+  bool keep_entropy = false;
+  torch::Tensor entropy;
 
   int64_t heads() const { return heads_; }
   // The heads this layer computes after its projections were cut to a subset of them (tensor

@@ -1,5 +1,7 @@
 #include "trainer/probe.h"
 
+#include <cmath>
+
 #include "common/error.h"
 #include "data/synth.h"
 #include "trainer/flow_matching.h"
@@ -71,7 +73,19 @@ nlohmann::json probe_motion(InferenceModel& m, const ProbeOptions& o) {
     per_motion[motions[k]] = {{"x", xs}, {"y", ys}, {"dx", xs.back() - xs.front()}, {"dy", ys.back() - ys.front()}};
   }
   const int other = (o.color + 2) % int(data::color_names().size());
+  // The swapped-colour prediction also records how each block's self-attention spreads its weights.
+  const auto& blocks = m.model->transformer->block_list();
+  for (model::VideoBlock block : blocks) block->attn->keep_entropy = true;  // a copy of the holder: the same module
   const torch::Tensor swapped = predict(other, data::kLeft);
+  nlohmann::json entropy = nlohmann::json::array();
+  for (model::VideoBlock block : blocks) {
+    block->attn->keep_entropy = false;
+    const torch::Tensor e = block->attn->entropy;
+    entropy.push_back(std::vector<float>(e.data_ptr<float>(), e.data_ptr<float>() + e.numel()));
+  }
+  const auto& patch = m.model->options().transformer.patch;  // frames padded to a multiple of patch t
+  const int64_t tokens = (model_shape.frames + patch[0] - 1) / patch[0] * (model_shape.height / patch[1]) *
+                         (model_shape.width / patch[2]);
   auto rms = [](const torch::Tensor& a, const torch::Tensor& b) { return (a - b).pow(2).mean().sqrt().item<double>(); };
   nlohmann::json r;
   r["t"] = o.t;
@@ -80,6 +94,7 @@ nlohmann::json probe_motion(InferenceModel& m, const ProbeOptions& o) {
   r["noises"] = o.noises;
   r["bucket"] = o.bucket.name();
   r["motions"] = per_motion;
+  r["attention"] = {{"tokens", tokens}, {"uniform_entropy", std::log(double(tokens))}, {"entropy", entropy}};
   r["rms"] = {{"left_right", rms(pred[data::kLeft], pred[data::kRight])},
               {"left_up", rms(pred[data::kLeft], pred[data::kUp])},
               {"left_still", rms(pred[data::kLeft], pred[data::kStill])},

@@ -37,7 +37,10 @@ std::vector<std::array<float, 2>> colour_centroids(const torch::Tensor& frames, 
 // of the predictions between prompts that differ in motion or in colour ("left" vs the colour
 // two places on in the palette). Returns JSON:
 // {"t", "color", "shape", "noises", "motions": {name: {"x": [F], "y": [F], "dx", "dy"}},
-//  "rms": {"left_right", "left_up", "left_still", "up_down", "colour_swap"}}.
+//  "rms": {"left_right", "left_up", "left_still", "up_down", "colour_swap"},
+//  "attention": {"tokens", "uniform_entropy": log(tokens), "entropy": [block][head]}}: the mean
+// entropy of each block's self-attention weights in the colour-swapped prediction; near
+// uniform_entropy, a block only averages over the clip and cannot place one token by another.
 nlohmann::json probe_motion(InferenceModel& m, const ProbeOptions& o);
 
 }  // namespace reel::trainer

@@ -54,7 +54,12 @@ for name, m in r["motions"].items():
     assert abs(m["dx"] - (m["x"][-1] - m["x"][0])) < 1e-4, (name, m)
 for k in ("left_right", "left_up", "left_still", "up_down", "colour_swap"):
     assert math.isfinite(r["rms"][k]) and r["rms"][k] > 0, (k, r["rms"])
+a = r["attention"]  # self-attention entropy: one row of heads per block, within [0, log(tokens)]
+assert abs(a["uniform_entropy"] - math.log(a["tokens"])) < 1e-6, a
+assert len(a["entropy"]) >= 1 and all(len(row) == len(a["entropy"][0]) >= 1 for row in a["entropy"]), a
+assert all(0 <= e <= a["uniform_entropy"] + 1e-4 for row in a["entropy"] for e in row), a
 PY
+grep -q "self-attention entropy per block" "$WORK/probe.log" || die "probe printed no attention entropy"
 set +e
 "$REEL" eval probe --ckpt "$ckpt" --t 1 > /dev/null 2> "$WORK/probe_bad.err"
 rc=$?

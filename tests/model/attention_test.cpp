@@ -115,3 +115,40 @@ TEST(Attention, FullyMaskedRowIsFinite) {
   auto out = attention(q, k, v, torch::zeros({1, 3}, torch::kBool));
   EXPECT_TRUE(torch::isfinite(out).all().item<bool>());
 }
+
+// The entropy diagnostic: log(unmasked keys) for uniform weights (q = 0), near 0 when every
+// query matches one key far better than the rest, and per head.
+TEST(Attention, EntropyOfUniformAndOfPeakedWeights) {
+  const int64_t B = 2, N = 6, D = 4;
+  torch::Tensor k = torch::zeros({B, 2, N, D});
+  for (int64_t j = 0; j < 4; ++j) k.index_put_({torch::indexing::Slice(), torch::indexing::Slice(), j, j}, 1.0);
+  torch::Tensor q = torch::zeros({B, 2, N, D});
+  q.select(1, 1).copy_(k.select(1, 1) * 100);  // head 1: query j matches key j only (for j < 4)
+  q.select(1, 1).narrow(1, 4, 2).select(2, 0).fill_(100);  // queries 4, 5 match key 0
+  torch::Tensor e = attention_entropy(q, k, {});
+  ASSERT_EQ(e.sizes(), torch::IntArrayRef({2}));
+  EXPECT_NEAR(e[0].item<float>(), std::log(6.0), 1e-5);  // head 0: q = 0, uniform
+  EXPECT_LT(e[1].item<float>(), 1e-3);
+  torch::Tensor mask = torch::ones({B, N}, torch::kBool);
+  mask.narrow(1, 3, 3).fill_(false);
+  e = attention_entropy(q, k, mask);
+  EXPECT_NEAR(e[0].item<float>(), std::log(3.0), 1e-5);  // uniform over the 3 unmasked keys
+  EXPECT_TRUE(torch::isfinite(e).all().item<bool>());
+}
+
+// forward() records the entropy only when asked, and the recorded value is that of its heads.
+TEST(Attention, SelfAttentionKeepsEntropyWhenAsked) {
+  SelfAttention attn(8, 2, /*bias=*/false);
+  at::Generator gen = at::detail::createCPUGenerator(3);
+  attn->init_weights(gen);
+  torch::Tensor x = torch::randn({1, 5, 8});
+  attn->forward(x);
+  EXPECT_FALSE(attn->entropy.defined());
+  attn->keep_entropy = true;
+  attn->forward(x);
+  ASSERT_TRUE(attn->entropy.defined());
+  ASSERT_EQ(attn->entropy.numel(), 2);
+  auto qkv = attn->qkv(x).view({1, 5, 3, 2, 4}).permute({2, 0, 3, 1, 4});
+  EXPECT_TRUE(torch::allclose(attn->entropy, attention_entropy(qkv[0], qkv[1], {})));
+  EXPECT_LT(attn->entropy.max().item<float>(), std::log(5.0) + 1e-5);
+}

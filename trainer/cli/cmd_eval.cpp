@@ -55,7 +55,9 @@ int cmd_eval_probe(int argc, char** argv, int first) {
             "for the prompts \"a <colour> <shape> moving left / right / up / down\" and \"... staying still\", the\n"
             "predicted clean clip from pure noise at flow time t, averaged over fixed noises and decoded; prints the\n"
             "colour's centroid in every frame, and the RMS differences between the predictions of prompts that differ\n"
-            "in motion or in colour. A model that will draw motion moves the centroid in the prompt's direction here.");
+            "in motion or in colour. A model that will draw motion moves the centroid in the prompt's direction here.\n"
+            "Also the entropy of each block's self-attention weights per head: near log(tokens), attention only\n"
+            "averages over the clip and cannot place a token by another (an object in the next frame by this one).");
   c.option("ckpt", "PATH", "checkpoint file, or a run dir / its checkpoints dir / `latest`")
       .option("t", "X", "flow time of the prediction, in [0, 1) (default 0: pure noise)")
       .option("color", "NAME", "colour of the prompts (default red)")
@@ -90,6 +92,14 @@ int cmd_eval_probe(int argc, char** argv, int first) {
   std::printf("RMS difference: left-right %.5f  left-up %.5f  left-still %.5f  up-down %.5f  colour swapped %.5f\n",
               d["left_right"].get<double>(), d["left_up"].get<double>(), d["left_still"].get<double>(),
               d["up_down"].get<double>(), d["colour_swap"].get<double>());
+  const nlohmann::json& a = r["attention"];
+  std::printf("self-attention entropy per block and head (nats; %lld tokens, uniform %.3f):\n",
+              static_cast<long long>(a["tokens"].get<int64_t>()), a["uniform_entropy"].get<double>());
+  for (size_t i = 0; i < a["entropy"].size(); ++i) {
+    std::printf("  block %zu:", i);
+    for (const auto& e : a["entropy"][i]) std::printf(" %.3f", e.get<double>());
+    std::printf("\n");
+  }
   if (args->has("out")) write_file_atomic(args->get("out"), r.dump(2) + "\n");
   return 0;
 }
