@@ -675,9 +675,11 @@ RunEnd Trainer::run() {
   return RunEnd::kFinished;
 }
 
-double Trainer::scheduled_lr(int64_t step) const {
+double Trainer::scheduled_lr(int64_t step) const { return plateau_.apply(schedule_lr(step)); }
+
+double Trainer::schedule_lr(int64_t step) const {
   const TrainerSection& tr = recipe_.trainer;
-  return plateau_.apply(learning_rate({tr.lr, tr.min_lr, tr.warmup_steps, tr.steps, tr.schedule}, step));
+  return learning_rate({tr.lr, tr.min_lr, tr.warmup_steps, tr.steps, tr.schedule}, step);
 }
 
 void Trainer::observe_validation(double loss) {
@@ -688,7 +690,7 @@ void Trainer::observe_validation(double loss) {
     loss = v.item<double>();
   }
   const double before = scheduled_lr(step_);
-  if (!plateau_.observe(loss, before / plateau_.scale)) return;
+  if (!plateau_.observe(loss, schedule_lr(step_))) return;
   const TrainerSection& tr = recipe_.trainer;
   log_info("validation loss ", loss, " has not improved on ", plateau_.best, " by ", tr.plateau_threshold * 100, "% in ",
            tr.plateau_patience, " validations: LR ", before, " -> ", scheduled_lr(step_), " (trainer.plateau_factor ",

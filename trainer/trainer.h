@@ -116,7 +116,8 @@ class Trainer {
   // recipe.init_from: a new stage's weights from another run (trainer/init_from.h).
   void initialize_from(const std::string& source);
   void load_text_weights();
-  double scheduled_lr(int64_t step) const;  // the schedule, lowered by plateau_
+  double schedule_lr(int64_t step) const;   // trainer.schedule's LR at `step`
+  double scheduled_lr(int64_t step) const;  // schedule_lr, lowered by plateau_
   // trainer.plateau_*: counts a validation loss (the same on every rank) and lowers the LR after
   // plateau_patience validations without improvement.
   void observe_validation(double loss);  // model.text_encoders[].weights, at the start of a fresh run
