@@ -1,5 +1,8 @@
 # Finds every required dependency and gathers them in one interface target, reel_deps.
 find_package(Torch REQUIRED)
+if(Torch_VERSION VERSION_GREATER_EQUAL 2.14)
+  set(CMAKE_CXX_STANDARD 20)  # LibTorch 2.14 and later refuse to compile as C++17
+endif()
 find_package(MPI REQUIRED COMPONENTS C)
 set(HDF5_PREFER_PARALLEL TRUE)
 find_package(HDF5 REQUIRED COMPONENTS C)

@@ -26,8 +26,12 @@ std::vector<CommBenchRow> bench_collectives(Communicator& comm, const CommBenchO
     for (int64_t bytes = o.min_bytes; bytes <= o.max_bytes; bytes *= 2) {
       // Element counts rounded down to a multiple of the group size (each rank's chunk equal).
       const int64_t elements = std::max<int64_t>(n, bytes / 4 / n * n);
-      torch::Tensor big = torch::ones({elements}), small = torch::ones({elements / n});
+      const auto opts = torch::TensorOptions().device(o.device);
+      torch::Tensor big = torch::ones({elements}, opts), small = torch::ones({elements / n}, opts);
       std::function<void()> run;
+      auto done = [&] {  // host clocks time an operation only once the device has finished it
+        if (o.device.is_cuda()) torch::cuda::synchronize(o.device.index());
+      };
       if (op == "all_reduce") run = [&] { comm.all_reduce(big); };
       else if (op == "all_gather") run = [&] { comm.all_gather(big, small); };
       else if (op == "reduce_scatter") run = [&] { comm.reduce_scatter(small, big); };
@@ -36,17 +40,21 @@ std::vector<CommBenchRow> bench_collectives(Communicator& comm, const CommBenchO
       for (int i = 0; i < o.warmup; ++i) run();
       // Every rank runs the same number of iterations: rank 0 decides from its first timing.
       comm.barrier();
+      done();
       auto t0 = std::chrono::steady_clock::now();
       run();
+      done();
       torch::Tensor first = torch::tensor({std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()},
-                                          torch::kDouble);
+                                          torch::kDouble).to(o.device);
       comm.all_reduce(first, ReduceOp::kMax);
       const int iterations = std::max(3, std::min(1000, int(o.seconds_per_size / std::max(first.item<double>(), 1e-7))));
       comm.barrier();
+      done();
       t0 = std::chrono::steady_clock::now();
       for (int i = 0; i < iterations; ++i) run();
+      done();
       torch::Tensor elapsed = torch::tensor({std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()},
-                                            torch::kDouble);
+                                            torch::kDouble).to(o.device);
       comm.all_reduce(elapsed, ReduceOp::kMax);
       CommBenchRow row;
       row.op = op;

@@ -18,6 +18,7 @@ struct CommBenchOptions {
   int warmup = 2;                 // untimed iterations per size
   double seconds_per_size = 0.3;  // timed iterations run until about this long (at least 3)
   std::vector<std::string> ops = {"all_reduce", "all_gather", "reduce_scatter", "all_to_all"};
+  torch::Device device = torch::kCPU;  // where the buffers live: CPU (MPI) or this rank's GPU (NCCL)
 };
 
 struct CommBenchRow {
@@ -29,7 +30,8 @@ struct CommBenchRow {
   double busbw = 0;    // bytes/s
 };
 
-// Collective over `comm` (fp32 CPU tensors for the MPI backend); every rank gets the same rows.
+// Collective over `comm`, fp32 buffers on options.device (CPU for the MPI backend, CUDA for NCCL,
+// whose operations are timed to their completion on the device); every rank gets the same rows.
 // UserError for bad options.
 std::vector<CommBenchRow> bench_collectives(Communicator& comm, const CommBenchOptions& options);
 

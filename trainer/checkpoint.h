@@ -53,6 +53,8 @@
 #include <string>
 #include <vector>
 
+#include "common/torch_compat.h"
+
 namespace reel::trainer {
 
 constexpr const char* kCheckpointFormat = "reel-ckpt-1";
@@ -134,7 +136,7 @@ void add_adamw_state(const torch::optim::AdamW& opt, const torch::nn::Module& mo
 
 // The key under which an optimizer keeps `param`'s state (opt.state()), and that state, or null
 // before the parameter's first step.
-std::string adamw_state_key(const torch::Tensor& param);
+compat::OptimizerStateKey adamw_state_key(const torch::Tensor& param);
 const torch::optim::AdamWParamState* adamw_param_state(const torch::optim::AdamW& opt, const torch::Tensor& param);
 // Where a parameter's AdamW state lives in a checkpoint: "optim/<name>/<field>".
 inline constexpr const char* kOptimPrefix = "optim/";

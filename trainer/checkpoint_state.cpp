@@ -113,11 +113,11 @@ constexpr const char* kAdamWFields[] = {"step", "exp_avg", "exp_avg_sq", "max_ex
 
 // The options of the group holding each parameter the optimizer holds, by state key. Every one
 // must be a parameter of `module`.
-std::map<std::string, const torch::optim::AdamWOptions*> held_parameters(
+std::map<compat::OptimizerStateKey, const torch::optim::AdamWOptions*> held_parameters(
     const torch::optim::AdamW& opt, const torch::OrderedDict<std::string, torch::Tensor>& params) {
-  std::set<std::string> module_keys;
+  std::set<compat::OptimizerStateKey> module_keys;
   for (const auto& p : params) module_keys.insert(adamw_state_key(p.value()));
-  std::map<std::string, const torch::optim::AdamWOptions*> held;
+  std::map<compat::OptimizerStateKey, const torch::optim::AdamWOptions*> held;
   for (const auto& group : opt.param_groups()) {
     const auto& options = static_cast<const torch::optim::AdamWOptions&>(group.options());
     for (const torch::Tensor& p : group.params()) {
@@ -131,7 +131,7 @@ std::map<std::string, const torch::optim::AdamWOptions*> held_parameters(
 
 }  // namespace
 
-std::string adamw_state_key(const torch::Tensor& param) { return c10::guts::to_string(param.unsafeGetTensorImpl()); }
+compat::OptimizerStateKey adamw_state_key(const torch::Tensor& param) { return compat::optimizer_state_key(param); }
 
 const torch::optim::AdamWParamState* adamw_param_state(const torch::optim::AdamW& opt, const torch::Tensor& param) {
   auto it = opt.state().find(adamw_state_key(param));
@@ -215,7 +215,7 @@ void load_adamw_state(torch::optim::AdamW& opt, const torch::nn::Module& module,
   }
 
   for (const auto& p : params) {
-    const std::string key = adamw_state_key(p.value());
+    const auto key = adamw_state_key(p.value());
     auto found = entries.find(p.key());
     if (found == entries.end()) {
       opt.state().erase(key);

@@ -14,16 +14,22 @@
 
 namespace reel::trainer {
 
-double measure_matmul_flops(int n, double min_seconds) {
+double measure_matmul_flops(int n, double min_seconds, torch::Device device, torch::ScalarType dtype) {
   torch::NoGradGuard no_grad;
-  torch::Tensor a = torch::randn({n, n}), b = torch::randn({n, n}), c = torch::empty({n, n});
+  const auto opts = torch::TensorOptions().dtype(dtype).device(device);
+  torch::Tensor a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts), c = torch::empty({n, n}, opts);
+  auto sync = [&] {
+    if (device.is_cuda()) torch::cuda::synchronize(device.index());
+  };
   for (int i = 0; i < 3; ++i) torch::mm_out(c, a, b);
+  sync();
   double best = 0;
   auto start = std::chrono::steady_clock::now();
   int reps = 0;
   while (true) {
     auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < 4; ++i) torch::mm_out(c, a, b);
+    sync();
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     best = std::max(best, 4.0 * 2.0 * n * n * static_cast<double>(n) / s);
     ++reps;
@@ -31,6 +37,12 @@ double measure_matmul_flops(int n, double min_seconds) {
     if (elapsed >= min_seconds && reps >= 3) break;
   }
   return best;
+}
+
+MatmulReference matmul_reference(torch::Device device, const std::string& dtype) {
+  if (!device.is_cuda()) return {1024, torch::kFloat32, "fp32, 1024^3"};
+  const bool bf16 = dtype == "bf16";
+  return {8192, bf16 ? torch::kBFloat16 : torch::kFloat32, cat(bf16 ? "bf16" : "fp32", ", 8192^3, ", device.str())};
 }
 
 std::vector<nlohmann::json> read_jsonl(const std::string& path, bool skip_bad_lines) {

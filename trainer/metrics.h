@@ -3,6 +3,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include <fstream>
 #include <string>
@@ -10,9 +11,21 @@
 
 namespace reel::trainer {
 
-// Achieved fp32 FLOP/s of a square matmul of size n with the current LibTorch thread count
-// (best of a few timed repetitions after a warm-up). The reference for MFU on CPU.
-double measure_matmul_flops(int n = 1024, double min_seconds = 0.5);
+// Achieved FLOP/s of a square matmul of size n in `dtype` on `device`, with the current LibTorch
+// thread count on the CPU (best of a few timed repetitions after a warm-up; a CUDA device is
+// synchronized around each). The reference for MFU: fp32 1024^3 on the CPU; on a GPU, the
+// training dtype at a size that fills it (matmul_reference below).
+double measure_matmul_flops(int n = 1024, double min_seconds = 0.5, torch::Device device = torch::kCPU,
+                            torch::ScalarType dtype = torch::kFloat32);
+
+// The MFU reference of a run computing in `dtype` ("fp32" | "bf16") on `device`: its size, dtype
+// and a label such as "fp32, 1024^3" or "bf16, 8192^3, cuda".
+struct MatmulReference {
+  int n;
+  torch::ScalarType dtype;
+  std::string label;
+};
+MatmulReference matmul_reference(torch::Device device, const std::string& dtype);
 
 // The objects of a JSON-lines file (metrics.jsonl, eval.jsonl); none if it does not exist. A line
 // that does not parse (cut by a crash while appended) is skipped with skip_bad_lines, else a

@@ -172,6 +172,7 @@ void visit_fields(V& v, S& s) {
     v.value("eps", s.eps, above(0));
     v.value("grad_clip", s.grad_clip, at_least(0));
     v.value("dtype", s.dtype, one_of({"fp32", "bf16"}));
+    v.value("device", s.device, one_of({"cpu", "cuda"}));
     v.value("ema_decay", s.ema_decay, zero_to_below_one());
     v.value("threads", s.threads, at_least(0));
     v.value("batch_threads", s.batch_threads, at_least(0));

@@ -127,6 +127,7 @@ struct TrainerSection {
   double eps = 1e-8;           // AdamW epsilon, > 0
   double grad_clip = 1.0;      // max global gradient norm, >= 0; 0 = no clipping
   std::string dtype = "fp32";  // compute dtype: "fp32" | "bf16"
+  std::string device = "cpu";  // "cpu" | "cuda": the first visible GPU, one process (the video models)
   double ema_decay = 0.0;      // EMA of the weights, in [0, 1); 0 = no EMA
   int64_t threads = 0;         // intra-op CPU threads, >= 0; 0 = every core (split among local ranks)
   int64_t batch_threads = 1;   // threads that each run an equal part of every micro-batch on their

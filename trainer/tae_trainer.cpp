@@ -174,6 +174,9 @@ nlohmann::json run_tae_eval(const std::string& checkpoint, const std::string& da
 
 TaeTrainer::TaeTrainer(Recipe recipe, bool resume, parallel::Mesh* mesh) : recipe_(std::move(recipe)), mesh_(mesh) {
   const TrainerSection& tr = recipe_.trainer;
+  if (tr.device != "cpu")
+    fail(recipe_.source, ": trainer.device = ", tr.device, ": the TAE (model.name: tae) trains on the CPU only so ",
+         "far; set trainer.device=cpu");
   if (mesh_) {
     const parallel::ParallelDims& d = mesh_->dims();
     if (d.tp != 1 || d.cp != 1)

@@ -1,8 +1,6 @@
 // The training loop.
 #include "trainer/trainer.h"
 
-#include <ATen/autocast_mode.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -21,6 +19,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/runtime.h"
+#include "common/torch_compat.h"
 #include "common/test_hooks.h"
 #include "data/shards.h"
 #include "model/counts.h"
@@ -40,22 +39,19 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Switches CPU autocast to bf16 for the lifetime of the guard when enabled.
+// Switches autocast on `device` to bf16 for the lifetime of the guard when enabled.
 class AutocastGuard {
  public:
-  explicit AutocastGuard(bool enabled) : enabled_(enabled) {
-    if (!enabled_) return;
-    at::autocast::set_cpu_enabled(true);
-    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  AutocastGuard(bool enabled, c10::DeviceType device) : enabled_(enabled), device_(device) {
+    if (enabled_) compat::set_autocast(device_, true);
   }
   ~AutocastGuard() {
-    if (!enabled_) return;
-    at::autocast::set_cpu_enabled(false);
-    at::autocast::clear_cache();
+    if (enabled_) compat::set_autocast(device_, false);
   }
 
  private:
   bool enabled_;
+  c10::DeviceType device_;
 };
 
 std::vector<std::string> conditioning_texts(const data::Batch& batch) {
@@ -87,6 +83,7 @@ ValidationResult validation_loss(model::T2VModel& model, const data::Dataset& va
   torch::NoGradGuard no_grad;
   bool was_training = model->is_training();
   model->eval();
+  const torch::Device device = model->parameters().front().device();  // noise drawn on the CPU, then moved
   ValidationResult result;
   for (int k = 0; k < kValidationTimes; ++k) result.t.push_back((k + 0.5) / kValidationTimes);
   result.loss_at_t.assign(kValidationTimes, 0.0);
@@ -111,11 +108,11 @@ ValidationResult validation_loss(model::T2VModel& model, const data::Dataset& va
         x0s.push_back(sample_noise(x1s.back().sizes(), flow.frame_correlation, gen));
         texts.push_back(conditioning_text(val.caption(indices[j]), val.fps(indices[j])));
       }
-      torch::Tensor x1 = torch::stack(x1s), x0 = torch::stack(x0s);
+      torch::Tensor x1 = torch::stack(x1s).to(device), x0 = torch::stack(x0s).to(device);
       model::TextTokens text = model->encode_text(texts);
       model::TextTokens no_text = model->encode_text(std::vector<std::string>(texts.size()));
       for (int k = 0; k < kValidationTimes; ++k) {
-        torch::Tensor t = torch::full({x1.size(0)}, result.t[k]);
+        torch::Tensor t = torch::full({x1.size(0)}, result.t[k], x1.options());
         FlowPoint p = flow_path(x1, x0, t, flow.sigma_min);
         torch::Tensor pred = output_to_velocity(model->forward_with_text(p.xt, t, text), p.xt, t, flow);
         result.loss_at_t[k] += flow_loss_per_sample(pred, p.target).sum().item<double>();
@@ -152,6 +149,20 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
   }
   int threads = configure_threads(static_cast<int>(tr.threads));
   threads_ = threads;
+  if (tr.device == "cuda") {
+    if (!torch::cuda::is_available())
+      fail(recipe_.source, ": trainer.device = cuda, but this reel's LibTorch (", TORCH_VERSION, ") sees no CUDA ",
+           "device: a CPU-only LibTorch (Debian's libtorch-dev is one) or no GPU visible; build against a CUDA ",
+           "LibTorch (README, \"On a GPU\") or set trainer.device=cpu");
+    if (mesh_)
+      fail(recipe_.source, ": trainer.device = cuda trains in one process on one GPU so far, and this job has ",
+           mesh->world().size(), " ranks (the mesh's collectives run over MPI on CPU tensors); run it without ",
+           "mpirun or set trainer.device=cpu");
+    if (tr.batch_threads > 1)
+      fail(recipe_.source, ": trainer.batch_threads = ", tr.batch_threads, " splits micro-batches over CPU ",
+           "threads and cannot be combined with trainer.device = cuda; set trainer.batch_threads=1");
+    device_ = torch::Device(torch::kCUDA, 0);
+  }
   if (const char* step = std::getenv("REEL_TEST_PREEMPT_AT_STEP"); step != nullptr && writer_) {
     test_preempt_step_ = std::stoll(step);
   }
@@ -206,13 +217,14 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
                                    (std::filesystem::exists(checkpoints) && !std::filesystem::is_empty(checkpoints)));
   if (!recipe_.init_from.empty() && !resuming) initialize_from(recipe_.init_from);
   if (!resuming) load_text_weights();
+  model_->to(device_);
   model_->train();
   for (const auto& p : model_->named_parameters()) {
     if (p.value().requires_grad()) params_.push_back(p.value());
   }
   if (dp_) dp_->broadcast_parameters(params_);  // replicas start equal whatever their RNG did
   const bool sharded = mesh_ && (mesh_->dims().dp_shard > 1 || mesh_->dims().cp > 1 || mesh_->dims().tp > 1);
-  const int64_t batch_threads = tr.batch_threads > 0 ? tr.batch_threads : (sharded ? 1 : threads);
+  const int64_t batch_threads = tr.batch_threads > 0 ? tr.batch_threads : (sharded || device_.is_cuda() ? 1 : threads);
   if (batch_threads > 1) {
     if (sharded) {
       fail(recipe_.source, ": trainer.batch_threads = ", tr.batch_threads, " cannot be combined with FSDP, ",
@@ -279,15 +291,20 @@ Trainer::Trainer(Recipe recipe, bool resume, parallel::Mesh* mesh)
     write_file_atomic(recipe_.run.dir + "/recipe.yaml", to_yaml(recipe_));
     metrics_ = std::make_unique<MetricsLog>(recipe_.run.dir + "/metrics.jsonl");
   }
-  matmul_flops_ = measure_matmul_flops();
+  matmul_flops_ = measure_matmul_rate(0.5);
 
   log_info("reel ", version(), " (", git_commit(), ")  threads ", threads, "  matmul ",
-           format_si(matmul_flops_), "FLOP/s (fp32, 1024^3)");
+           format_si(matmul_flops_), "FLOP/s (", matmul_reference(device_, tr.dtype).label, ")");
   log_info("model ", recipe_.model.name, ": ", parameter_count(), " parameters (formula ",
            spec.param_count(options), ")  data: ", train_data_->size(), " train / ",
            val_data_->size(), " val clips");
   if (mesh_) log_info("mesh: ", mesh_->dims().describe(), " (", mesh_->dims().world_size(), " ranks)");
   if (auto warning = patch_width_warning(recipe_); !warning.empty()) log_warn(warning);
+}
+
+double Trainer::measure_matmul_rate(double min_seconds) const {
+  const MatmulReference ref = matmul_reference(device_, recipe_.trainer.dtype);
+  return measure_matmul_flops(ref.n, min_seconds, device_, ref.dtype);
 }
 
 int64_t Trainer::parameter_count() const {
@@ -370,11 +387,13 @@ StepStats Trainer::train_step() {
     }
     std::vector<int64_t> shape = batch.pixels.sizes().vec();
     shape[0] = global_b;
-    torch::Tensor x0 = sample_noise(shape, flow_.frame_correlation, gen).narrow(0, first, b);
-    torch::Tensor t = sample_t(global_b, flow_, gen).narrow(0, first, b);
-    const torch::Tensor& x1 = batch.pixels;
+    // Drawn on the CPU whatever the device: the same numbers on every device.
+    torch::Tensor x0 = sample_noise(shape, flow_.frame_correlation, gen).narrow(0, first, b).to(device_);
+    torch::Tensor t = sample_t(global_b, flow_, gen).narrow(0, first, b).to(device_);
+    const torch::Tensor x1 = batch.pixels.to(device_);
     FlowPoint p = flow_path(x1, x0, t, flow_.sigma_min);
-    const model::EncodedText encoded = text_cache_ ? cached_text(*text_cache_, texts) : model::EncodedText{};
+    model::EncodedText encoded = text_cache_ ? cached_text(*text_cache_, texts) : model::EncodedText{};
+    for (auto& [slot, e] : encoded) e = {e.tokens.to(device_), e.mask.to(device_)};
     const double loss = forward_backward(p.xt, t, texts, encoded, p, x1);
     if (fsdp_) fsdp_->finish_backward();  // the gradients reduce-scattered into the shards
     s.loss += loss / tr.grad_accum;  // this rank's; averaged over replicas below
@@ -452,7 +471,7 @@ double Trainer::forward_backward(const torch::Tensor& xt, const torch::Tensor& t
     FlowPoint pp{rows(xt), rows(p.target)};
     torch::Tensor loss;
     {
-      AutocastGuard autocast(bf16);
+      AutocastGuard autocast(bf16, device_.type());
       const model::TextTokens text = m->encode_text(part, encoded_part);
       loss = training_loss(m->forward_with_text(pp.xt, rows(t), text), pp, rows(x1), rows(t), flow_);
     }
@@ -493,7 +512,7 @@ double Trainer::forward_backward(const torch::Tensor& xt, const torch::Tensor& t
 }
 
 ValidationResult Trainer::validate() {
-  AutocastGuard autocast(recipe_.trainer.dtype == "bf16");  // as in training (FSDP holds bf16 parameters)
+  AutocastGuard autocast(recipe_.trainer.dtype == "bf16", device_.type());  // as in training (FSDP holds bf16 parameters)
   return validation_loss(model_, *val_data_, recipe_, recipe_.trainer.val_samples);
 }
 

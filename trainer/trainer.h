@@ -107,6 +107,10 @@ class Trainer {
   // Bytes this rank holds between steps: parameters, gradients, optimizer state and EMA.
   int64_t state_bytes() const;
   double matmul_flops() const { return matmul_flops_; }
+  // The MFU reference measured again (matmul_reference: fp32 1024^3 on the CPU, the training
+  // dtype at 8192^3 on a GPU).
+  double measure_matmul_rate(double min_seconds) const;
+  torch::Device device() const { return device_; }
 
  private:
   // Model, optimizer, EMA, RNG and step from a checkpoint; returns its data position.
@@ -158,7 +162,8 @@ class Trainer {
   int threads_ = 1;  // intra-op threads of the training thread (trainer.threads resolved)
   int64_t step_ = 0;                   // optimizer steps taken
   LrPlateau plateau_;  // trainer.plateau_* and its state (in checkpoints as meta lr_plateau)
-  double matmul_flops_ = 0;            // this machine's measured fp32 matmul rate
+  double matmul_flops_ = 0;            // this machine's measured matmul rate (the MFU reference)
+  torch::Device device_{torch::kCPU};  // trainer.device: where the model, its state and the batches live
   parallel::Mesh* mesh_ = nullptr;                 // null: one process
   parallel::Communicator* data_group_ = nullptr;   // the ranks that take different samples, or none
   std::unique_ptr<parallel::DataParallel> dp_;     // replicas (dp_shard == 1), or none

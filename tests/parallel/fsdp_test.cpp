@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/autocast_mode.h>
 
+#include "common/torch_compat.h"
 #include "parallel/activation_checkpoint.h"
 #include "parallel/fsdp.h"
 #include "parallel/mesh.h"
@@ -111,7 +111,7 @@ FsdpRun train_fsdp(Mesh& mesh, FsdpOptions fo, int64_t depth = 3, bool checkpoin
   for (const auto& s : fsdp.shards()) {
     r.held_bytes += s.nbytes() + s.grad().nbytes();
     const auto& st = static_cast<const torch::optim::AdamWParamState&>(
-        *opt.state().at(c10::guts::to_string(s.unsafeGetTensorImpl())));
+        *opt.state().at(reel::compat::optimizer_state_key(s)));
     r.held_bytes += st.exp_avg().nbytes() + st.exp_avg_sq().nbytes();
   }
   for (auto& [name, t] : fsdp.full_tensors([&](int64_t u) { return fsdp.shards()[u]; })) r.weights[name] = t;
@@ -204,11 +204,9 @@ TEST(Fsdp, Bf16GatherHalvesGatheredBytesAndTrainsAlike) {
   FsdpRun fp32 = train_fsdp(mesh, {});
   FsdpOptions fo;
   fo.param_dtype = torch::kBFloat16;
-  at::autocast::set_cpu_enabled(true);
-  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  reel::compat::set_autocast(c10::DeviceType::CPU, true);
   FsdpRun bf16 = train_fsdp(mesh, fo);
-  at::autocast::set_cpu_enabled(false);
-  at::autocast::clear_cache();
+  reel::compat::set_autocast(c10::DeviceType::CPU, false);
   EXPECT_LE(bf16.peak_bytes, fp32.peak_bytes / 2 + 64) << "fp32 peak " << fp32.peak_bytes;
   EXPECT_GE(bf16.peak_bytes, fp32.peak_bytes / 2 - 64) << "fp32 peak " << fp32.peak_bytes;
   for (int s = 0; s < kSteps; ++s) EXPECT_NEAR(bf16.losses[s], fp32.losses[s], 2e-2 * fp32.losses[s]) << "step " << s;

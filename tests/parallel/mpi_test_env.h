@@ -3,9 +3,11 @@
 #pragma once
 
 #include "parallel/communicator.h"
+#include "parallel/watchdog.h"
 
 namespace reel::testing {
 
 parallel::Communicator& world();
+parallel::Watchdog& watchdog();  // the one watching world() (60 s)
 
 }  // namespace reel::testing

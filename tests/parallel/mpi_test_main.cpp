@@ -13,8 +13,10 @@
 namespace reel::testing {
 namespace {
 parallel::Communicator* g_world = nullptr;
-}
+parallel::Watchdog* g_watchdog = nullptr;
+}  // namespace
 parallel::Communicator& world() { return *g_world; }
+parallel::Watchdog& watchdog() { return *g_watchdog; }
 }  // namespace reel::testing
 
 int main(int argc, char** argv) {
@@ -29,12 +31,14 @@ int main(int argc, char** argv) {
     reel::parallel::Watchdog watchdog({/*timeout_s=*/60, /*heartbeat_s=*/0.5});
     auto world = reel::parallel::MpiCommunicator::world(watchdog);
     reel::testing::g_world = world.get();
+    reel::testing::g_watchdog = &watchdog;
     failed = RUN_ALL_TESTS();
     if (failed) std::fprintf(stderr, "[rank %d] some tests failed\n", mpi.rank());
     torch::Tensor any = torch::tensor({failed}, torch::kInt);
     world->all_reduce(any, reel::parallel::ReduceOp::kMax);
     failed = any.item<int>();
     reel::testing::g_world = nullptr;
+    reel::testing::g_watchdog = nullptr;
   }
   return failed;
 }

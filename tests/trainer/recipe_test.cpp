@@ -144,6 +144,7 @@ const std::vector<std::string> kEveryKeyChanged = {
     "trainer.eps=1e-6",
     "trainer.grad_clip=0",
     "trainer.dtype=bf16",
+    "trainer.device=cuda",
     "trainer.ema_decay=0.99",
     "trainer.threads=2",
     "trainer.batch_threads=2",

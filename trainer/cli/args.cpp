@@ -49,22 +49,27 @@ Command& Command::positional(const std::string& name, const std::string& help) {
   return *this;
 }
 
+namespace {
+
+// "  NAME                     text", the text's further lines indented under its first.
+std::string help_line(const std::string& name, const std::string& text) {
+  std::string line = "  " + name;
+  line += std::string(name.size() < 24 ? 25 - name.size() : 1, ' ');
+  for (char c : text) line += c == '\n' ? std::string("\n") + std::string(27, ' ') : std::string(1, c);
+  return line + "\n";
+}
+
+}  // namespace
+
 std::string Command::help() const {
   std::string h = "usage: " + usage_ + "\n\n" + summary_ + "\n";
   if (!positional_help_.empty()) {
     h += "\narguments:\n";
-    for (const auto& [name, text] : positional_help_) {
-      char line[512];
-      std::snprintf(line, sizeof(line), "  %-24s %s\n", name.c_str(), text.c_str());
-      h += line;
-    }
+    for (const auto& [name, text] : positional_help_) h += help_line(name, text);
   }
   h += "\noptions:\n";
   for (const Entry& e : entries_) {
-    std::string left = (e.name.size() == 1 ? "-" : "--") + e.name + (e.is_flag ? "" : " " + e.value);
-    char line[512];
-    std::snprintf(line, sizeof(line), "  %-24s %s\n", left.c_str(), e.help.c_str());
-    h += line;
+    h += help_line((e.name.size() == 1 ? "-" : "--") + e.name + (e.is_flag ? "" : " " + e.value), e.help);
   }
   h += "  --help                   show this help\n";
   for (const std::string& n : notes_) h += "\n" + n + "\n";

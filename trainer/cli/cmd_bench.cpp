@@ -1,5 +1,6 @@
 // `reel bench step RECIPE`, `reel bench matmul` and `reel bench comm`.
 #include <torch/csrc/autograd/profiler_legacy.h>
+#include <torch/version.h>
 
 #include <chrono>
 #include <cstdio>
@@ -10,6 +11,9 @@
 #include "common/runtime.h"
 #include "data/loader.h"
 #include "parallel/comm_bench.h"
+#ifdef REEL_HAVE_NCCL
+#include "parallel/cuda/nccl_communicator.h"
+#endif
 #include "parallel/mpi_communicator.h"
 #include "parallel/mpi_runtime.h"
 #include "trainer/cli/args.h"
@@ -40,11 +44,14 @@ int bench_matmul(int argc, char** argv, int first) {
 }
 
 int bench_comm(int argc, char** argv, int first) {
-  Command c("mpirun -np N reel bench comm [--min-bytes B] [--max-bytes B] [--ops LIST] [--timeout S]",
-            "Times all_reduce, all_gather, reduce_scatter and all_to_all of fp32 CPU tensors over every rank (MPI)\n"
-            "for sizes doubling from --min-bytes to --max-bytes, as nccl-tests does: time per operation (slowest\n"
-            "rank), algorithm bandwidth = size / time, bus bandwidth = algbw x 2(n-1)/n (all_reduce) or (n-1)/n.");
-  c.option("min-bytes", "B", "first size in bytes (default 1024)")
+  Command c("mpirun -np N reel bench comm [--backend mpi|nccl] [--min-bytes B] [--max-bytes B] [--ops LIST] [--timeout S]",
+            "Times all_reduce, all_gather, reduce_scatter and all_to_all of fp32 tensors over every rank (MPI on CPU\n"
+            "tensors, or NCCL on each rank's GPU) for sizes doubling from --min-bytes to --max-bytes, as nccl-tests\n"
+            "does: time per operation (slowest rank), algorithm bandwidth = size / time, bus bandwidth = algbw x\n"
+            "2(n-1)/n (all_reduce) or (n-1)/n.");
+  c.option("backend", "NAME", "mpi (CPU tensors, default) or nccl (GPU local_rank % devices; needs a build with\n"
+                              "NCCL and a CUDA LibTorch)")
+      .option("min-bytes", "B", "first size in bytes (default 1024)")
       .option("max-bytes", "B", "last size in bytes (default 268435456 = 256 MiB)")
       .option("ops", "LIST", "comma-separated operations (default all_reduce,all_gather,reduce_scatter,all_to_all)")
       .option("timeout", "S", "watchdog timeout in seconds (default 600)");
@@ -65,12 +72,36 @@ int bench_comm(int argc, char** argv, int first) {
   }
   const double timeout = args->get_double("timeout", 600);
   if (!(timeout > 0)) fail("--timeout must be > 0 seconds, got ", timeout);
+  const std::string backend = args->get("backend", "mpi");
+  if (backend != "mpi" && backend != "nccl") fail("--backend must be mpi or nccl, got '", backend, "'");
+  if (backend == "nccl" && !torch::cuda::is_available())
+    fail("bench comm --backend nccl: this reel's LibTorch (", TORCH_VERSION, ") sees no CUDA device (a CPU-only ",
+         "LibTorch, or no GPU visible); build against a CUDA LibTorch (README, \"On a GPU\") or use --backend mpi");
+#ifndef REEL_HAVE_NCCL
+  if (backend == "nccl")
+    fail("bench comm --backend nccl: this reel was built without NCCL (REEL_CUDA=OFF, or no CUDA toolkit or nccl.h ",
+         "found at configure time; see the feature summary cmake prints)");
+#endif
   parallel::MpiRuntime mpi;
   parallel::Watchdog watchdog({timeout, 1.0});
   auto world = parallel::MpiCommunicator::world(watchdog);
-  const auto rows = parallel::bench_collectives(*world, o);
+  parallel::Communicator* comm = world.get();
+  std::unique_ptr<parallel::Communicator> nccl;
+#ifdef REEL_HAVE_NCCL
+  if (backend == "nccl") {
+    const int device = launch_info().local_rank % static_cast<int>(torch::cuda::device_count());
+    CUDA_CHECK(cudaSetDevice(device));
+    o.device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(device));
+    nccl = std::make_unique<parallel::NcclCommunicator>(world->split_mpi(0, world->rank(), "nccl"), watchdog);
+    comm = nccl.get();
+  }
+#endif
+  const auto rows = parallel::bench_collectives(*comm, o);
   if (world->rank() == 0) {
-    std::printf("bench comm: MPI, %d ranks, fp32 CPU tensors\n", world->size());
+    if (backend == "nccl")
+      std::printf("bench comm: NCCL, %d ranks, fp32 CUDA tensors (%s)\n", world->size(), o.device.str().c_str());
+    else
+      std::printf("bench comm: MPI, %d ranks, fp32 CPU tensors\n", world->size());
     std::printf("%-15s %12s %6s %12s %12s %12s\n", "op", "bytes", "iters", "time_us", "algbw_GB/s", "busbw_GB/s");
     for (const auto& r : rows)
       std::printf("%-15s %12lld %6d %12.1f %12.3f %12.3f\n", r.op.c_str(), static_cast<long long>(r.bytes), r.iterations,
@@ -155,7 +186,7 @@ int bench_step(int argc, char** argv, int first) {
   // The matmul rate again, on every rank at once as at the start: a shared host that was slow
   // when the trainer measured would otherwise inflate the share. The higher of the two is the
   // reference, so a slow moment can only lower the reported share.
-  const double rate_before = t.matmul_flops(), rate_after = trainer::measure_matmul_flops(1024, 1.0);
+  const double rate_before = t.matmul_flops(), rate_after = t.measure_matmul_rate(1.0);
   const double reference = std::max(rate_before, rate_after);
   // A step followed by a checkpoint (collective under a mesh), written in full or in the
   // background; the background write of one step overlaps the next step.
