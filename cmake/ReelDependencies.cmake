@@ -13,8 +13,12 @@ find_package(PkgConfig REQUIRED)
 pkg_check_modules(FFMPEG REQUIRED IMPORTED_TARGET libavformat libavcodec libswscale libswresample libavutil)
 
 add_library(reel_deps INTERFACE)
+# libstdc++ ahead of LibTorch in every binary's needed libraries: PyTorch's pip builds (2.5 and
+# later) export a statically linked copy of std::filesystem from libtorch.so that crashes (a call
+# through a null pointer in std::filesystem::remove_all, seen on an H200 with 2.11); listed first,
+# the system libstdc++ is the one every std::filesystem call binds to (pytorch/pytorch#133437).
 target_link_libraries(reel_deps INTERFACE
-  ${TORCH_LIBRARIES} MPI::MPI_C ${HDF5_C_LIBRARIES} yaml-cpp nlohmann_json::nlohmann_json
+  stdc++ ${TORCH_LIBRARIES} MPI::MPI_C ${HDF5_C_LIBRARIES} yaml-cpp nlohmann_json::nlohmann_json
   PkgConfig::FFMPEG Threads::Threads)
 target_include_directories(reel_deps SYSTEM INTERFACE ${HDF5_C_INCLUDE_DIRS})
 target_compile_definitions(reel_deps INTERFACE ${HDF5_C_DEFINITIONS} OMPI_SKIP_MPICXX=1)

@@ -55,8 +55,13 @@ mapfile -t DEP_ARGS < "$PREFIX/cmake_args.txt"
 phase configure 90 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DREEL_CUDA=ON \
   "${DEP_ARGS[@]}" -DTorch_DIR="$TORCH_PREFIX/Torch" "${NCCL_ARGS[@]}"
 grep -E "LibTorch|BLAS|MPI|HDF5|FFmpeg|CUDA|NCCL|C\+\+" "$LOGS/configure.log" | head -12 >> "$SUMMARY"
-phase build 330 cmake --build build-gpu --target reel test_kernels test_parallel -j "$(nproc)" -- -k 0
-grep -E "error|Error" "$LOGS/build.log" | head -20 >> "$SUMMARY"
+MODE=${2:-full}  # full | suites: every test binary built and CTest's unit and multi-rank suites run
+TARGETS=(reel test_kernels test_parallel)
+[[ $MODE == suites ]] && TARGETS=(test_parallel all)
+for target in "${TARGETS[@]}"; do
+  phase "build_$target" 330 cmake --build build-gpu --target "$target" -j "$(nproc)" -- -k 0
+  grep -E "error|Error" "$LOGS/build_$target.log" | head -20 >> "$SUMMARY"
+done
 ldd build-gpu/reel 2>&1 | grep "not found" >> "$SUMMARY"
 B=build-gpu
 MPI=(mpirun --allow-run-as-root --oversubscribe)
@@ -65,6 +70,15 @@ phase kernels 60 "$B/tests/test_kernels" --gtest_filter='*Cuda*:Modulate*'
 tail -3 "$LOGS/kernels.log" >> "$SUMMARY"
 phase nccl 90 "${MPI[@]}" -np 1 "$B/tests/test_parallel" --gtest_filter='Nccl*'
 tail -3 "$LOGS/nccl.log" >> "$SUMMARY"
+if [[ $MODE == suites ]]; then  # LibTorch 2.x under every unit and multi-rank test (CPU tensors)
+  phase ctest 600 ctest --test-dir build-gpu -LE e2e -j 4 --timeout 200
+  tail -15 "$LOGS/ctest.log" >> "$SUMMARY"
+  note "total $(($(date +%s) - START))s"
+  cp "$SUMMARY" "$LOGS/"
+  tar czf "$OUT/logs.tgz" -C "$LOGS" . 2>/dev/null
+  cat "$SUMMARY"
+  exit 0
+fi
 phase e2e_train_cuda 150 bash tests/e2e/train_cuda.sh "$B/reel" /tmp/e2e_train_cuda
 tail -2 "$LOGS/e2e_train_cuda.log" >> "$SUMMARY"
 phase bench_comm_nccl 60 "$B/reel" bench comm --backend nccl --max-bytes 268435456

