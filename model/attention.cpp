@@ -134,6 +134,9 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x_in, const torch:
     projected = qkv(x);
   }
   auto parts = projected.view({b, n, 3, heads_, head_dim_}).permute({2, 0, 3, 1, 4}).unbind(0);
+  if (qk_norm) {
+    for (int i = 0; i < 2; ++i) parts[i] = parts[i] * torch::rsqrt(parts[i].pow(2).mean(-1, true) + 1e-6);
+  }
   torch::Tensor o;
   if (region.attend) {
     REEL_CHECK(!key_mask.defined(), "self-attention: a key mask with a parallel attention (context parallel)");

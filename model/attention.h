@@ -48,6 +48,11 @@ class SelfAttentionImpl : public torch::nn::Module {
   // (H) in `entropy` (an extra score product; off in training; one process only).
   bool keep_entropy = false;
   torch::Tensor entropy;
+  // QK-norm: q and k each divided by their RMS over the head's Dh values (no weights), so a score
+  // is a cosine times sqrt(Dh): attention cannot drift into plain averaging by shrinking q and k
+  // (what the trained tiny models did, docs/PERFORMANCE.md fifteenth session). Per token and head:
+  // unchanged by tensor, sequence or context parallelism.
+  bool qk_norm = false;
 
   int64_t heads() const { return heads_; }
   // The heads this layer computes after its projections were cut to a subset of them (tensor

@@ -32,9 +32,10 @@ int64_t video_transformer_param_count(const VideoTransformerOptions& o) {
   int64_t time_mlp = o.time_freq_dim * d + d + d * d + d;
   int64_t shared_adaln = 6 * d * d + 6 * d;
   int64_t text_pool = o.pooled_text ? d * d + d : 0;
+  int64_t frame_time = o.frame_time ? d * d + d : 0;
   int64_t block = video_block_param_count(o);
   int64_t final_layer = 2 * d * d + 2 * d + d * p + p;
-  return patch_embed + positions + time_mlp + shared_adaln + text_pool + o.depth * block + final_layer;
+  return patch_embed + positions + time_mlp + shared_adaln + text_pool + frame_time + o.depth * block + final_layer;
 }
 
 int64_t param_count(const T2VOptions& o) {

@@ -7,9 +7,10 @@
 
 namespace reel::model {
 
-VideoBlockImpl::VideoBlockImpl(int64_t dim, int64_t heads, int64_t ffn_dim, double eps) : eps_(eps) {
+VideoBlockImpl::VideoBlockImpl(int64_t dim, int64_t heads, int64_t ffn_dim, double eps, bool qk_norm) : eps_(eps) {
   modulation = register_parameter("modulation", torch::empty({6, dim}));
   attn = register_module("attn", SelfAttention(dim, heads, /*bias=*/false));
+  attn->qk_norm = qk_norm;
   cross_norm = register_module("cross_norm", RMSNorm(dim, eps));
   cross = register_module("cross", CrossAttention(dim, heads));
   ffn = register_module("ffn", SwiGLU(dim, ffn_dim));

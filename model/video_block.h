@@ -24,7 +24,7 @@ namespace reel::model {
 // The two modulated norms have no weight of their own (the modulation scales them).
 class VideoBlockImpl : public torch::nn::Module {
  public:
-  VideoBlockImpl(int64_t dim, int64_t heads, int64_t ffn_dim, double eps);
+  VideoBlockImpl(int64_t dim, int64_t heads, int64_t ffn_dim, double eps, bool qk_norm = false);
   // x (B, N, D); shared_mod (B, 6, D) from the transformer; text.tokens (B, S, D), text.mask (B, S)
   // -> (B, N, D)
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& shared_mod, const TextTokens& text);

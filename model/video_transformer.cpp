@@ -41,9 +41,10 @@ VideoTransformerImpl::VideoTransformerImpl(VideoTransformerOptions o) : options_
   time_embed = register_module("time_embed", TimestepEmbedder(o.time_freq_dim, o.dim));
   adaln = register_module("adaln", torch::nn::Linear(o.dim, 6 * o.dim));
   if (o.pooled_text) text_pool = register_module("text_pool", torch::nn::Linear(o.dim, o.dim));
+  if (o.frame_time) frame_time_proj = register_module("frame_time_proj", torch::nn::Linear(o.dim, o.dim));
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < o.depth; ++i) {
-    block_list_.emplace_back(o.dim, o.heads, resolved_ffn_dim(o), o.norm_eps);
+    block_list_.emplace_back(o.dim, o.heads, resolved_ffn_dim(o), o.norm_eps, o.qk_norm);
     blocks->push_back(block_list_.back());
   }
   final = register_module("final", FinalLayer(o.dim, patch_dim, o.norm_eps));
@@ -59,7 +60,11 @@ torch::Tensor VideoTransformerImpl::forward(const torch::Tensor& x, const torch:
   if (x.size(1) != o.in_channels) {
     fail("video shape ", x.sizes(), " has ", x.size(1), " channels but transformer in_channels = ", o.in_channels);
   }
-  REEL_CHECK(t.dim() == 1 && t.size(0) == b, "t must be (B) = (", b, "), got ", t.sizes());
+  const bool per_frame = t.dim() == 2 && t.size(1) == frames;
+  REEL_CHECK(t.size(0) == b && (t.dim() == 1 || per_frame), "t must be (B) = (", b, ") or (B, F) = (", b, ", ",
+             frames, "), got ", t.sizes());
+  if (per_frame && !frame_time_proj)
+    fail("a noise level per frame (t ", t.sizes(), ") needs a model built with model.frame_time: true");
   REEL_CHECK(text.tokens.dim() == 3 && text.tokens.size(0) == b && text.tokens.size(2) == o.dim,
              "text tokens must be (B, S, dim) = (", b, ", S, ", o.dim, "), got ", text.tokens.sizes());
   REEL_CHECK(text.mask.dim() == 2 && text.mask.size(0) == b && text.mask.size(1) == text.tokens.size(1),
@@ -67,16 +72,24 @@ torch::Tensor VideoTransformerImpl::forward(const torch::Tensor& x, const torch:
 
   auto pos = pos_embed(grid);                               // (N, D), broadcast over B
   auto h = patch_embed(patchify(xin, o.patch));             // (B, N, D)
-  auto emb = time_embed(t);                                 // (B, D)
+  auto emb = time_embed(per_frame ? t.mean(1) : t);         // (B, D)
   if (text_pool) {
     auto mask = text.mask.unsqueeze(-1).to(text.tokens.scalar_type());
     emb = emb + text_pool((text.tokens * mask).sum(1) / mask.sum(1).clamp_min(1));
   }
   auto time_act = torch::silu(emb);                         // (B, D)
   auto shared_mod = adaln(time_act).view({b, 6, o.dim});    // (B, 6, D)
+  if (frame_time_proj) {  // (B, N, D): each token's position and its frame's noise level
+    torch::Tensor tf = per_frame ? t : t.unsqueeze(1).expand({b, frames});
+    if (xin.size(2) != frames)  // padded frames take the last frame's level, as pad_frames copies it
+      tf = torch::cat({tf, tf.narrow(1, frames - 1, 1).expand({b, xin.size(2) - frames})}, 1);
+    tf = tf.reshape({b, grid[0], o.patch[0]}).mean(2);  // one level per patch of frames
+    auto level = frame_time_proj(torch::silu(time_embed(tf.reshape({-1})))).view({b, grid[0], 1, o.dim});
+    pos = (pos.view({1, grid[0], grid[1] * grid[2], o.dim}) + level).view({b, -1, o.dim});
+  }
   if (sequence.split) {  // sequence parallel: this rank's tokens and their positions
     h = sequence.split(h, 1);
-    pos = sequence.split(pos, 0);
+    pos = sequence.split(pos, pos.dim() - 2);
     shared_mod = ParallelRegion::apply(sequence.shared, shared_mod);
   }
   for (size_t i = 0; i < block_list_.size(); ++i) {
@@ -99,6 +112,7 @@ void VideoTransformerImpl::init_weights(at::Generator& gen) {
   time_embed->init_weights(gen);
   init_linear_zero(adaln);
   if (text_pool) init_linear_xavier(text_pool, gen);
+  if (frame_time_proj) init_linear_zero(frame_time_proj);
   for (auto& block : block_list_) block->init_weights(gen);
   final->init_weights();
 }

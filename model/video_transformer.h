@@ -30,6 +30,8 @@ struct VideoTransformerOptions {
   double norm_eps = 1e-6;                        // RMSNorm epsilon
   bool pooled_text = false;                      // add Linear(masked mean of the text tokens) to the
                                                  // time embedding (reaches every adaLN); not in Movie Gen
+  bool qk_norm = false;                          // self-attention's q and k RMS-normalised per head
+  bool frame_time = false;                       // per-frame noise levels: frame_time_proj below
 };
 
 // Throws UserError naming the field and value when an option is out of range.
@@ -42,9 +44,13 @@ int64_t resolved_ffn_dim(const VideoTransformerOptions& o);
 // m = Linear(D -> 6D)(SiLU(e)) (see video_block.h); before EVERY block the factorized t/h/w
 // position embedding is added (Movie Gen); then FinalLayer and unpatchify. With pooled_text,
 // e += text_pool(masked mean over the text tokens) before the SiLU, so the caption also scales
-// and shifts every token through adaLN, not only through cross-attention.
+// and shifts every token through adaLN, not only through cross-attention. With frame_time, t may
+// be (B, F), one noise level per frame: adaLN takes the embedding of the clip's mean t, and each
+// token's position embedding gains frame_time_proj(SiLU(time_embed(t of its frame))) (a zero-
+// initialised D -> D Linear), so a token knows how noisy its own frame is (t (B) gives every
+// frame the clip's t).
 // Parameter names: patch_embed.*, pos_embed.{t,h,w}, time_embed.*, adaln.*, text_pool.* (only
-// with pooled_text), blocks.<i>.*, final.*.
+// with pooled_text), frame_time_proj.* (only with frame_time), blocks.<i>.*, final.*.
 // How the transformer runs block `index`: return run(inputs), doing whatever else around it.
 // inputs = {x + position embedding, shared adaLN modulation, text tokens, text mask}; run may be
 // called again on other tensors of the same shapes (activation checkpointing recomputes it in
@@ -57,7 +63,8 @@ using BlockRunner =
 class VideoTransformerImpl : public torch::nn::Module {
  public:
   explicit VideoTransformerImpl(VideoTransformerOptions o);
-  // x (B, C, F, H, W); t (B) float in [0, 1]; text.tokens (B, S, dim), text.mask bool (B, S)
+  // x (B, C, F, H, W); t (B), or (B, F) with frame_time, float in [0, 1]; text.tokens (B, S, dim),
+  // text.mask bool (B, S)
   // -> velocity (B, C, F, H, W). Throws UserError (naming the shape) when F/H/W do not divide by
   // the patch, the patch grid exceeds max_grid, or the channels are not in_channels.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const TextTokens& text);
@@ -74,6 +81,7 @@ class VideoTransformerImpl : public torch::nn::Module {
   TimestepEmbedder time_embed{nullptr};
   torch::nn::Linear adaln{nullptr};              // D -> 6*D, shared by all blocks
   torch::nn::Linear text_pool{nullptr};          // D -> D, only with options.pooled_text
+  torch::nn::Linear frame_time_proj{nullptr};    // D -> D, only with options.frame_time
   torch::nn::ModuleList blocks{nullptr};
   FinalLayer final{nullptr};
 

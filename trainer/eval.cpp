@@ -27,6 +27,7 @@ nlohmann::json run_eval(const std::string& checkpoint, const std::string& out_di
   GenerateOptions g;
   g.steps = opt.steps > 0 ? opt.steps : static_cast<int>(r.eval.steps);
   g.cfg = opt.cfg >= 0 ? opt.cfg : r.eval.cfg;
+  g.stagger = opt.stagger >= 0 ? opt.stagger : r.eval.stagger;
   const data::Bucket pixels = data::Bucket::parse(r.sample.bucket);
   g.bucket = sample_shape(m, pixels);
   g.fps = r.sample.fps;
@@ -84,7 +85,7 @@ nlohmann::json run_eval(const std::string& checkpoint, const std::string& out_di
                            {"ema", m.ema},
                            {"prompts", set.size()},
                            {"prompts_file", opt.prompts_file},
-                           {"sampler", {{"steps", g.steps}, {"cfg", g.cfg}, {"bucket", pixels.name()}}},
+                           {"sampler", {{"steps", g.steps}, {"cfg", g.cfg}, {"stagger", g.stagger}, {"bucket", pixels.name()}}},
                            {"color_accuracy", accuracy(0)},
                            {"motion_accuracy", video ? accuracy(2) : nlohmann::json(nullptr)},
                            {"shape_accuracy", accuracy(1)}};

@@ -13,6 +13,7 @@ struct EvalOptions {
   int64_t seed = -1;       // prompt-set seed; -1 = eval.seed
   int steps = -1;          // sampler steps; -1 = eval.steps
   double cfg = -1;         // guidance; < 0 = eval.cfg
+  double stagger = -1;     // frame after frame (GenerateOptions::stagger); < 0 = eval.stagger
   std::string data_dir;    // dataset for validation losses; "" = the recipe's data.dir
   std::string prompts_file;  // a prompt file (trainer/prompt_file.h) instead of the seeded set;
                              // each accuracy counts the prompts that give that truth

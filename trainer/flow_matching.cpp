@@ -13,6 +13,16 @@ torch::Tensor sample_t(int64_t n, const FlowMatchingOptions& options, at::Genera
   return torch::sigmoid(normal);
 }
 
+torch::Tensor sample_frame_t(int64_t n, int64_t frames, double per_frame, const FlowMatchingOptions& options,
+                             at::Generator& gen) {
+  REEL_CHECK(per_frame >= 0 && per_frame <= 1 && frames >= 1, "per_frame must lie in [0, 1], got ", per_frame);
+  torch::Tensor t = sample_t(n, options, gen).unsqueeze(1).expand({n, frames});
+  if (per_frame == 0) return t.contiguous();
+  torch::Tensor own = sample_t(n * frames, options, gen).view({n, frames});
+  torch::Tensor pick = (at::rand({n}, gen) < per_frame).unsqueeze(1);
+  return torch::where(pick, own, t);
+}
+
 torch::Tensor sample_noise(torch::IntArrayRef shape, double frame_correlation, at::Generator& gen) {
   REEL_CHECK(frame_correlation >= 0 && frame_correlation < 1, "frame_correlation must lie in [0, 1), got ",
              frame_correlation);
@@ -25,14 +35,20 @@ torch::Tensor sample_noise(torch::IntArrayRef shape, double frame_correlation, a
   return own.mul_(std::sqrt(1 - frame_correlation)).add_(shared, std::sqrt(frame_correlation));
 }
 
+torch::Tensor broadcast_time(const torch::Tensor& t, const torch::Tensor& x) {
+  const bool per_frame = t.dim() == 2 && x.dim() == 5 && t.size(1) == x.size(2);
+  REEL_CHECK(t.size(0) == x.size(0) && (t.dim() == 1 || per_frame), "t must be (B) or (B, F) for x (B, C, F, H, W) = ",
+             x.sizes(), ", got ", t.sizes());
+  std::vector<int64_t> shape(x.dim(), 1);
+  shape[0] = x.size(0);
+  if (per_frame) shape[2] = x.size(2);
+  return t.view(shape);
+}
+
 FlowPoint flow_path(const torch::Tensor& x1, const torch::Tensor& x0, const torch::Tensor& t,
                     double sigma_min) {
   REEL_CHECK(x1.sizes() == x0.sizes(), "x1 ", x1.sizes(), " and x0 ", x0.sizes(), " differ");
-  REEL_CHECK(t.dim() == 1 && t.size(0) == x1.size(0), "t must be (B) with B = ", x1.size(0),
-             ", got ", t.sizes());
-  std::vector<int64_t> shape(x1.dim(), 1);
-  shape[0] = x1.size(0);
-  torch::Tensor tb = t.to(x1.dtype()).view(shape);
+  torch::Tensor tb = broadcast_time(t, x1).to(x1.dtype());
   FlowPoint p;
   p.xt = tb * x1 + (1.0 - (1.0 - sigma_min) * tb) * x0;
   p.target = x1 - (1.0 - sigma_min) * x0;
@@ -49,11 +65,8 @@ torch::Tensor output_to_velocity(const torch::Tensor& output, const torch::Tenso
                                  const FlowMatchingOptions& options) {
   if (options.prediction == FlowSpace::kVelocity) return output;
   REEL_CHECK(output.sizes() == xt.sizes(), "output ", output.sizes(), " and xt ", xt.sizes(), " differ");
-  REEL_CHECK(t.dim() == 1 && t.size(0) == xt.size(0), "t must be (B) with B = ", xt.size(0), ", got ", t.sizes());
   const double keep = 1.0 - options.sigma_min;
-  std::vector<int64_t> shape(xt.dim(), 1);
-  shape[0] = xt.size(0);
-  torch::Tensor noise_fraction = (1.0 - keep * t.to(torch::kFloat32)).clamp_min(kMinNoiseFraction).view(shape);
+  torch::Tensor noise_fraction = (1.0 - keep * broadcast_time(t, xt).to(torch::kFloat32)).clamp_min(kMinNoiseFraction);
   return (output - keep * xt) / noise_fraction.to(output.scalar_type());
 }
 

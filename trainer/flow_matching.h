@@ -39,6 +39,16 @@ struct FlowMatchingOptions {
 // n times drawn from the logit-normal distribution, float32 (n), in (0, 1).
 torch::Tensor sample_t(int64_t n, const FlowMatchingOptions& options, at::Generator& gen);
 
+// Times per frame, (n, frames): each clip draws one time for all its frames (sample_t first, so
+// per_frame = 0 draws exactly sample_t's numbers), then with probability per_frame its own time
+// for every frame ("diffusion forcing", Chen et al. 2024): a frame learns to be denoised next to
+// cleaner or noisier ones, which the frame-after-frame sampler (sample.stagger) relies on.
+torch::Tensor sample_frame_t(int64_t n, int64_t frames, double per_frame, const FlowMatchingOptions& options,
+                             at::Generator& gen);
+
+// t (B) or per frame (B, F) as a view that broadcasts over x (B, C, F, H, W).
+torch::Tensor broadcast_time(const torch::Tensor& t, const torch::Tensor& x);
+
 // Gaussian noise x0 of `shape` (..., C, F, H, W), each element N(0, 1). With frame_correlation
 // rho > 0 the frames of a clip share part of it, x0 = sqrt(rho) * shared + sqrt(1 - rho) *
 // own, so any two frames correlate by rho (the "mixed noise" prior of Ge et al. 2023, "Preserve
@@ -51,7 +61,8 @@ struct FlowPoint {
   torch::Tensor target;  // same shape as x1
 };
 
-// x1 data, x0 noise (same shape (B, ...)), t (B): the point on the path and its velocity.
+// x1 data, x0 noise (same shape (B, ...)), t (B) or per frame (B, F): the point on the path and
+// its velocity.
 FlowPoint flow_path(const torch::Tensor& x1, const torch::Tensor& x0, const torch::Tensor& t,
                     double sigma_min);
 

@@ -127,6 +127,8 @@ void visit_fields(V& v, S& s) {
     v.value("max_width", s.max_width, at_least(1));
     v.value("time_freq_dim", s.time_freq_dim, at_least(2));
     v.value("pooled_text", s.pooled_text, nullptr);
+    v.value("qk_norm", s.qk_norm, nullptr);
+    v.value("frame_time", s.frame_time, nullptr);
     v.list("text_encoders", s.text_encoders, 1);
     v.section("tae", s.tae);
   } else if constexpr (std::is_same_v<T, TaeSection>) {
@@ -196,6 +198,7 @@ void visit_fields(V& v, S& s) {
     v.value("t_mean", s.t_mean, any_number());
     v.value("t_std", s.t_std, above(0));
     v.value("caption_dropout", s.caption_dropout, zero_to_below_one());
+    v.value("frame_times", s.frame_times, Limit{0.0, 1.0, false, false});
   } else if constexpr (std::is_same_v<T, ParallelSection>) {
     v.value("dp_replicate", s.dp_replicate, at_least(1));
     v.value("dp_shard", s.dp_shard, at_least(-1));  // 0 refused in check_recipe
@@ -212,11 +215,13 @@ void visit_fields(V& v, S& s) {
     v.value("fps", s.fps, at_least(1));
     v.value("bucket", s.bucket, non_empty());  // shape checked in check_shapes
     v.value("scale", s.scale, at_least(1));
+    v.value("stagger", s.stagger, at_least(0.0));
   } else if constexpr (std::is_same_v<T, EvalSection>) {
     v.value("prompts", s.prompts, at_least(1));
     v.value("seed", s.seed, at_least(0));
     v.value("steps", s.steps, at_least(1));
     v.value("cfg", s.cfg, at_least(0));
+    v.value("stagger", s.stagger, at_least(0.0));
   } else {
     static_assert(!sizeof(T), "visit_fields: not a recipe section");
   }
@@ -582,6 +587,13 @@ void check_shapes(const Recipe& r, const Context& ctx, bool check_paths) {
   if (r.flow.loss == "data" && r.flow.prediction != "data")
     fail(ctx.at({"flow.loss"}), ": key 'flow.loss' = 'data' needs flow.prediction = 'data' (got '", r.flow.prediction,
          "'): only a model that predicts the clean data can be compared with it; set both or neither");
+  for (const auto& [key, value] : {std::pair<const char*, double>{"flow.frame_times", r.flow.frame_times},
+                                   {"sample.stagger", r.sample.stagger}, {"eval.stagger", r.eval.stagger}}) {
+    if (value > 0 && !m.frame_time)
+      fail(ctx.at({key}), ": key '", key, "' = ", value, " gives the frames of a clip different noise levels, which ",
+           "only a model with model.frame_time: true can read; set model.frame_time=true (a new parameter, so a new ",
+           "run) or ", key, "=0");
+  }
   const ParallelSection& par = r.parallel;
   if (par.dp_shard == 0)
     fail(ctx.at({"parallel.dp_shard"}), ": key 'parallel.dp_shard' = 0 must be >= 1, or -1 for the ranks left over");

@@ -70,6 +70,8 @@ struct ModelSection {
   int64_t max_width = 16;
   int64_t time_freq_dim = 256;           // sinusoidal timestep embedding width, even, >= 2
   bool pooled_text = false;              // also feed the mean text token to adaLN (not in Movie Gen)
+  bool qk_norm = false;                  // RMS-normalise self-attention's q and k per head (no weights)
+  bool frame_time = false;               // a noise-level embedding per frame (flow.frame_times, sample.stagger)
   std::vector<TextEncoderSection> text_encoders = {TextEncoderSection{}};  // >= 1 entry, names unique
   TaeSection tae;                        // used when name is "tae"
 };
@@ -161,6 +163,9 @@ struct FlowSection {
   double t_mean = 0.0;           // mean of the logit-normal timestep distribution (any finite value)
   double t_std = 1.0;            // std of the logit-normal timestep distribution, > 0
   double caption_dropout = 0.1;  // probability of training with an empty caption (for CFG), in [0, 1)
+  // Probability that a clip draws its own time for every frame (diffusion forcing) instead of one
+  // for all, in [0, 1]; > 0 needs model.frame_time. 0 = Movie Gen.
+  double frame_times = 0.0;
 };
 
 // The parallel layout (parallel/parallel_dims.h) and its options. dp_replicate x dp_shard x cp
@@ -189,6 +194,9 @@ struct SampleSection {
   // model.max_frames/max_height/max_width.
   std::string bucket = "8x16x16";
   int64_t scale = 8;               // upscaling factor of the MP4 for viewing, >= 1
+  // Frame after frame: frame f's schedule starts stagger x steps x f / (F - 1) steps after frame
+  // 0's (the last frame lags by stagger x steps), >= 0; > 0 needs model.frame_time. 0 = all at once.
+  double stagger = 0.0;
 };
 
 // `reel eval` defaults.
@@ -197,6 +205,7 @@ struct EvalSection {
   int64_t seed = 1234;   // seed of the evaluation noise, >= 0
   int64_t steps = 50;    // ODE solver steps, >= 1
   double cfg = 7.5;      // classifier-free guidance scale, >= 0
+  double stagger = 0.0;  // as sample.stagger
 };
 
 // What `reel plan` sizes (trainer/plan.h); training ignores it.

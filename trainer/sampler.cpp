@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include "common/error.h"
@@ -102,15 +104,39 @@ torch::Tensor generate(model::T2VModel& model, const std::vector<std::string>& p
     if (guided) texts.insert(texts.end(), b, std::string());  // unconditional half
     model::TextTokens text = model->encode_text(texts);
     torch::Tensor x = torch::stack(noise);  // (b, C, F, H, W)
-    for (size_t k = 0; k + 1 < times.size(); ++k) {
+    const int64_t frames = x.size(2), steps = static_cast<int64_t>(times.size()) - 1;
+    const int64_t lag = frames > 1 ? std::llround(o.stagger * static_cast<double>(steps)) : 0;
+    // Frame f at global step j is at step clamp(j - offset_f, 0, steps) of its schedule: its time
+    // there, and the step to the next one (0 while it waits or once it is done).
+    auto frame_times = [&](int64_t j, std::vector<float>& now, std::vector<float>& step) {
+      now.resize(static_cast<size_t>(frames));
+      step.resize(static_cast<size_t>(frames));
+      for (int64_t f = 0; f < frames; ++f) {
+        const int64_t offset = std::llround(static_cast<double>(lag * f) / static_cast<double>(frames - 1));
+        const auto k = static_cast<size_t>(std::clamp<int64_t>(j - offset, 0, steps));
+        const auto k1 = static_cast<size_t>(std::clamp<int64_t>(j + 1 - offset, 0, steps));
+        now[static_cast<size_t>(f)] = static_cast<float>(times[k]);
+        step[static_cast<size_t>(f)] = static_cast<float>(times[k1] - times[k]);
+      }
+    };
+    std::vector<float> now, step;
+    for (int64_t j = 0; j < steps + lag; ++j) {
       torch::Tensor xin = guided ? torch::cat({x, x}) : x;
-      torch::Tensor t = torch::full({xin.size(0)}, times[k]);
+      torch::Tensor t, dt;
+      if (lag == 0) {
+        t = torch::full({xin.size(0)}, times[static_cast<size_t>(j)]);
+        dt = torch::scalar_tensor(times[static_cast<size_t>(j + 1)] - times[static_cast<size_t>(j)]);
+      } else {
+        frame_times(j, now, step);
+        t = torch::tensor(now).unsqueeze(0).expand({xin.size(0), frames}).contiguous();
+        dt = torch::tensor(step).view({1, 1, frames, 1, 1});
+      }
       torch::Tensor v = output_to_velocity(model->forward_with_text(xin, t, text), xin, t, o.flow);
       if (guided) {
         torch::Tensor v_cond = v.narrow(0, 0, b), v_uncond = v.narrow(0, b, b);
         v = v_uncond + o.cfg * (v_cond - v_uncond);
       }
-      x = x + (times[k + 1] - times[k]) * v;
+      x = x + dt * v;
     }
     outputs.push_back(x);
   }

@@ -69,6 +69,9 @@ struct GenerateOptions {
   int64_t batch_size = 16; // prompts integrated together
   FlowMatchingOptions flow; // the starting noise (frame_correlation) and how the output is read
                            // (prediction, sigma_min); flow_options(recipe) of the checkpoint
+  double stagger = 0;      // frame after frame (sample.stagger): frame f runs its `steps` steps
+                           // round(stagger x steps x f / (F - 1)) steps after frame 0, waiting at
+                           // t = 0 before and holding t = 1 after; needs a model.frame_time model
 };
 
 // Generates one clip per prompt; prompt i starts from noise seeded by seeds[i], so a clip does

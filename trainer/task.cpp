@@ -25,6 +25,8 @@ model::T2VOptions t2v_options(const Recipe& r) {
   v.ffn_dim = m.ffn_dim;
   v.time_freq_dim = m.time_freq_dim;
   v.pooled_text = m.pooled_text;
+  v.qk_norm = m.qk_norm;
+  v.frame_time = m.frame_time;
   v.max_grid = {ceil_div(m.max_frames, m.patch[0]), ceil_div(m.max_height, m.patch[1]),
                 ceil_div(m.max_width, m.patch[2])};
   for (const TextEncoderSection& e : m.text_encoders) {

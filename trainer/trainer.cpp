@@ -389,7 +389,10 @@ StepStats Trainer::train_step() {
     shape[0] = global_b;
     // Drawn on the CPU whatever the device: the same numbers on every device.
     torch::Tensor x0 = sample_noise(shape, flow_.frame_correlation, gen).narrow(0, first, b).to(device_);
-    torch::Tensor t = sample_t(global_b, flow_, gen).narrow(0, first, b).to(device_);
+    const double per_frame = recipe_.flow.frame_times;  // t (B, F) when > 0
+    torch::Tensor t = (per_frame > 0 ? sample_frame_t(global_b, shape[2], per_frame, flow_, gen) : sample_t(global_b, flow_, gen))
+                          .narrow(0, first, b)
+                          .to(device_);
     const torch::Tensor x1 = batch.pixels.to(device_);
     FlowPoint p = flow_path(x1, x0, t, flow_.sigma_min);
     model::EncodedText encoded = text_cache_ ? cached_text(*text_cache_, texts) : model::EncodedText{};

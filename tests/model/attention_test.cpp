@@ -152,3 +152,30 @@ TEST(Attention, SelfAttentionKeepsEntropyWhenAsked) {
   EXPECT_TRUE(torch::allclose(attn->entropy, attention_entropy(qkv[0], qkv[1], {})));
   EXPECT_LT(attn->entropy.max().item<float>(), std::log(5.0) + 1e-5);
 }
+
+TEST(Attention, QkNormScoresIgnoreTheScaleOfQAndK) {
+  // Scaling the q and k projections sharpens plain attention; with qk_norm (q and k RMS-normalised
+  // per head) the weights and the output stay as they were.
+  SelfAttention attn(8, 2, /*bias=*/false);
+  at::Generator gen = at::detail::createCPUGenerator(4);
+  attn->init_weights(gen);
+  attn->keep_entropy = true;
+  torch::NoGradGuard no_grad;
+  torch::Tensor x = at::randn({1, 6, 8}, gen);
+  auto scaled = [&](double scale) {
+    torch::Tensor w = attn->qkv->weight.clone();
+    attn->qkv->weight.narrow(0, 0, 16).mul_(scale);  // the q and k rows
+    torch::Tensor y = attn->forward(x);
+    attn->qkv->weight.copy_(w);
+    return std::make_pair(attn->entropy.clone(), y);
+  };
+  auto [plain1, y1] = scaled(1.0);
+  auto [plain4, y4] = scaled(4.0);
+  EXPECT_TRUE((plain4 < plain1 - 0.01).all().item<bool>()) << plain1 << plain4;
+  attn->qk_norm = true;
+  auto [norm1, n1] = scaled(1.0);
+  auto [norm4, n4] = scaled(4.0);
+  EXPECT_TRUE(torch::allclose(norm1, norm4, 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(n1, n4, 1e-5, 1e-6));
+  EXPECT_FALSE(torch::allclose(n1, y1, 1e-3, 1e-3));
+}

@@ -58,6 +58,12 @@ TEST(ParamCount, OddConfigEqualsNumelOfBuiltModel) {
   T2VModel model_extras(o);
   EXPECT_EQ(param_count(o), numel_sum(*model_extras));
   EXPECT_EQ(param_count(o), numel_sum(*model_default_ffn) + 5 * 24 * 24 + 48 * 48 + 48);
+  // A per-frame noise-level projection adds D x D + D; QK-norm has no weights.
+  o.transformer.frame_time = true;
+  o.transformer.qk_norm = true;
+  T2VModel model_frame_time(o);
+  EXPECT_EQ(param_count(o), numel_sum(*model_frame_time));
+  EXPECT_EQ(param_count(o), numel_sum(*model_extras) + 48 * 48 + 48);
 }
 
 TEST(ParamCount, MovieGen30bTransformerIsAbout30B) {

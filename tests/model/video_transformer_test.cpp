@@ -191,3 +191,34 @@ TEST(VideoTransformer, BadOptionsNameTheField) {
   o.time_freq_dim = 7;
   EXPECT_THROW(VideoTransformer{o}, reel::UserError);
 }
+
+TEST(VideoTransformer, FrameTimeGivesEachFrameItsOwnNoiseLevel) {
+  T2VOptions o = small_options();
+  o.transformer.frame_time = true;
+  o.transformer.qk_norm = true;
+  T2VModel model(o);
+  model->init_weights(5);
+  perturb_zero_params(*model, 6);  // frame_time_proj too: it starts at zero
+  torch::NoGradGuard no_grad;
+  const std::vector<std::string> captions = {"a red ball", "a blue square"};
+  torch::Tensor x = torch::randn({2, 3, 4, 8, 8}), t = torch::tensor({0.3f, 0.8f});
+  torch::Tensor per_frame = t.unsqueeze(1).expand({2, 4}).contiguous();
+  torch::Tensor v = model->forward(x, t, captions);
+  // A clip's t is every frame's t.
+  EXPECT_TRUE(torch::allclose(model->forward(x, per_frame, captions), v, 1e-5, 1e-6));
+  // One frame's own level changes its clip's output, not the other clip's.
+  per_frame[0][2] = 0.9f;
+  torch::Tensor moved = model->forward(x, per_frame, captions);
+  EXPECT_FALSE(torch::allclose(moved[0], v[0], 1e-4, 1e-4));
+  EXPECT_TRUE(torch::allclose(moved[1], v[1], 1e-5, 1e-6));
+  // Frames padded up to patch t take the last frame's level.
+  o.transformer.patch = {2, 2, 2};
+  T2VModel pairs(o);
+  pairs->init_weights(7);
+  perturb_zero_params(*pairs, 8);
+  torch::Tensor three = x.narrow(2, 0, 3);
+  EXPECT_EQ(pairs->forward(three, per_frame.narrow(1, 0, 3), captions).sizes(), three.sizes());
+  // Without frame_time a level per frame is refused.
+  T2VModel plain(small_options());
+  EXPECT_THROW(plain->forward(x, per_frame, captions), reel::UserError);
+}

@@ -217,3 +217,38 @@ TEST(LrPlateau, LowersAfterPatienceValidationsWithoutImprovementDownToTheFloor) 
   for (int i = 0; i < 5; ++i) EXPECT_FALSE(off.observe(1.0, 1.0));
   EXPECT_DOUBLE_EQ(off.apply(0.3), 0.3);
 }
+
+TEST(FlowPath, PerFrameTimesMoveEachFrameAlongItsOwnPath) {
+  torch::manual_seed(1);
+  torch::Tensor x1 = torch::randn({2, 3, 4, 2, 2}), x0 = torch::randn({2, 3, 4, 2, 2}), out = torch::randn({2, 3, 4, 2, 2});
+  torch::Tensor t = torch::rand({2, 4});
+  FlowMatchingOptions data;
+  data.prediction = FlowSpace::kData;
+  FlowPoint p = flow_path(x1, x0, t, 1e-5);
+  torch::Tensor v = output_to_velocity(out, p.xt, t, data);
+  for (int64_t b = 0; b < 2; ++b) {
+    for (int64_t f = 0; f < 4; ++f) {
+      auto frame = [&](const torch::Tensor& x) { return x.narrow(0, b, 1).narrow(2, f, 1); };
+      torch::Tensor tf = t[b][f].reshape({1});
+      FlowPoint one = flow_path(frame(x1), frame(x0), tf, 1e-5);
+      EXPECT_TRUE(torch::allclose(frame(p.xt), one.xt)) << b << " " << f;
+      EXPECT_TRUE(torch::allclose(frame(p.target), one.target));
+      EXPECT_TRUE(torch::allclose(frame(v), output_to_velocity(frame(out), one.xt, tf, data)));
+    }
+  }
+}
+
+TEST(FlowTimes, OneTimePerClipOrOnePerFrame) {
+  FlowMatchingOptions o;
+  at::Generator a = at::detail::createCPUGenerator(5), b = at::detail::createCPUGenerator(5);
+  torch::Tensor clip = sample_t(6, o, a);
+  EXPECT_TRUE(torch::equal(sample_frame_t(6, 4, 0.0, o, b), clip.unsqueeze(1).expand({6, 4})));
+  auto own_rows = [&](double per_frame) {
+    at::Generator gen = at::detail::createCPUGenerator(7);
+    torch::Tensor t = sample_frame_t(2000, 4, per_frame, o, gen);
+    EXPECT_TRUE((t > 0).all().item<bool>() && (t < 1).all().item<bool>());
+    return (t.select(1, 0) != t.select(1, 3)).to(torch::kFloat64).mean().item<double>();
+  };
+  EXPECT_EQ(own_rows(1.0), 1.0);
+  EXPECT_NEAR(own_rows(0.5), 0.5, 0.04);
+}

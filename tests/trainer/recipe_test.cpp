@@ -145,6 +145,11 @@ const std::vector<std::string> kEveryKeyChanged = {
     "trainer.grad_clip=0",
     "trainer.dtype=bf16",
     "trainer.device=cuda",
+    "model.qk_norm=true",
+    "model.frame_time=true",
+    "flow.frame_times=0.5",
+    "sample.stagger=1",
+    "eval.stagger=0.5",
     "trainer.ema_decay=0.99",
     "trainer.threads=2",
     "trainer.batch_threads=2",
@@ -349,6 +354,11 @@ TEST_F(RecipeTest, EveryKeyIsReadPrintedAndCompared) {
     others.erase(others.begin() + static_cast<std::ptrdiff_t>(skip));
     // flow.loss = data needs flow.prediction = data: drop the loss together with the prediction.
     if (o.rfind("flow.prediction=", 0) == 0) others.erase(std::find(others.begin(), others.end(), "flow.loss=data"));
+    // Per-frame noise levels need a model.frame_time model: drop them together.
+    if (o.rfind("model.frame_time=", 0) == 0) {
+      for (const char* dependent : {"flow.frame_times=0.5", "sample.stagger=1", "eval.stagger=0.5"})
+        others.erase(std::find(others.begin(), others.end(), dependent));
+    }
     // A byte encoder's ffn_dim and head_dim follow its dim and heads: drop them together.
     if (o.rfind("model.text_encoders.0.dim=", 0) == 0 || o.rfind("model.text_encoders.0.heads=", 0) == 0) {
       for (const char* dependent : {"model.text_encoders.0.ffn_dim=256", "model.text_encoders.0.head_dim=32"}) {

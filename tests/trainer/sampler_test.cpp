@@ -1,6 +1,7 @@
 // The sampler's use of the flow options: the noise it starts from and how it reads the output.
 #include <gtest/gtest.h>
 
+#include "common/error.h"
 #include "model/t2v.h"
 #include "tests/model/model_test_util.h"
 #include "trainer/sampler.h"
@@ -10,8 +11,10 @@ using namespace reel;
 namespace {
 
 // A freshly initialised model: its final layer is zero, so it outputs 0 for every input.
-model::T2VModel zero_output_model() {
-  model::T2VModel m(model::testing::small_options());
+model::T2VModel zero_output_model(bool frame_time = false) {
+  model::T2VOptions options = model::testing::small_options();
+  options.transformer.frame_time = frame_time;
+  model::T2VModel m(options);
   m->init_weights(0);
   return m;
 }
@@ -58,4 +61,22 @@ TEST(Generate, ReadsADataPredictionAsTheCleanClip) {
   EXPECT_NEAR(run(m, o, 8).std().item<double>(), 1.0, 0.1);
   o.flow.prediction = trainer::FlowSpace::kData;
   EXPECT_LT(run(m, o, 8).std().item<double>(), 0.1);
+}
+
+TEST(Generate, StaggeredFramesEachRunTheWholeSchedule) {
+  // Read as the predicted clean clip, a zero output moves every frame along its own schedule to
+  // 0; frame after frame, each frame runs the same times later, so it ends exactly where it ends
+  // when all frames run together, however long the lag.
+  model::T2VModel m = zero_output_model(/*frame_time=*/true);
+  trainer::GenerateOptions o = small_generate();
+  o.flow.prediction = trainer::FlowSpace::kData;
+  torch::Tensor together = run(m, o, 2);
+  EXPECT_LT(together.std().item<double>(), 0.1);
+  for (double stagger : {0.3, 1.0, 2.5}) {
+    o.stagger = stagger;
+    EXPECT_TRUE(torch::equal(run(m, o, 2), together)) << "stagger " << stagger;
+  }
+  // A model without per-frame noise levels cannot be sampled frame after frame.
+  model::T2VModel plain = zero_output_model();
+  EXPECT_THROW(run(plain, o, 1), UserError);
 }

@@ -112,6 +112,8 @@ void add_eval_options(Command& c) {
       .option("prompts-file", "FILE", "sample these prompts instead (trainer/prompt_file.h; the truth they give is scored)")
       .option("steps", "N", "sampler steps (default: eval.steps)")
       .option("cfg", "X", "guidance scale (default: eval.cfg)")
+      .option("stagger", "S", "frame after frame: the last frame's schedule lags S x steps (default: eval.stagger;\n"
+                              "needs a model.frame_time model)")
       .option("data", "DIR", "dataset for the validation losses (default: the recipe's data.dir)")
       .flag("no-videos", "do not write the sampled MP4s");
 }
@@ -122,6 +124,8 @@ trainer::EvalOptions eval_options(const Args& args) {
   o.seed = args.get_int("seed", -1);
   o.steps = static_cast<int>(args.get_int("steps", -1));
   o.cfg = args.get_double("cfg", -1);
+  o.stagger = args.get_double("stagger", -1);
+  if (args.has("stagger") && !(o.stagger >= 0)) fail("--stagger must be >= 0, got ", o.stagger);
   o.data_dir = args.get("data", "");
   o.prompts_file = args.get("prompts-file", "");
   o.write_videos = !args.flag("no-videos");

@@ -30,6 +30,8 @@ int cmd_sample(int argc, char** argv, int first) {
       .option("out", "DIR", "output directory")
       .option("steps", "N", "Euler steps (default: the recipe's sample.steps, 50 unless set)")
       .option("cfg", "X", "classifier-free guidance scale (default: the recipe's sample.cfg, 7.5 unless set)")
+      .option("stagger", "S", "frame after frame: the last frame's schedule lags S x steps (default: the recipe's\n"
+                              "sample.stagger; needs a model.frame_time model)")
       .option("seed", "N", "noise seed of the first prompt; prompt i uses seed+i (default 0)")
       .option("bucket", "FxHxW", "output shape (default: the recipe's sample.bucket)")
       .option("scale", "N", "MP4 upscaling factor for viewing (default: the recipe's sample.scale)");
@@ -54,6 +56,11 @@ int cmd_sample(int argc, char** argv, int first) {
   trainer::GenerateOptions g;
   g.steps = static_cast<int>(args->get_int("steps", m.recipe.sample.steps));
   g.cfg = args->get_double("cfg", m.recipe.sample.cfg);
+  g.stagger = args->get_double("stagger", m.recipe.sample.stagger);
+  if (!(g.stagger >= 0)) fail("--stagger must be >= 0, got ", g.stagger);
+  if (g.stagger > 0 && !m.recipe.model.frame_time)
+    fail("--stagger ", g.stagger, ": ", m.path, " was trained without model.frame_time, so its frames cannot take ",
+         "different noise levels; use --stagger 0");
   const data::Bucket pixels = data::Bucket::parse(args->get("bucket", m.recipe.sample.bucket));
   g.bucket = trainer::sample_shape(m, pixels);
   g.fps = m.recipe.sample.fps;
