@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "model/init.h"
+#include "model/layers.h"
 
 namespace reel::model {
 namespace {
@@ -135,7 +136,7 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x_in, const torch:
   }
   auto parts = projected.view({b, n, 3, heads_, head_dim_}).permute({2, 0, 3, 1, 4}).unbind(0);
   if (qk_norm) {
-    for (int i = 0; i < 2; ++i) parts[i] = parts[i] * torch::rsqrt(parts[i].pow(2).mean(-1, true) + 1e-6);
+    for (int i = 0; i < 2; ++i) parts[i] = rms_norm(parts[i], 1e-6);
   }
   torch::Tensor o;
   if (region.attend) {

@@ -83,9 +83,7 @@ nlohmann::json probe_motion(InferenceModel& m, const ProbeOptions& o) {
     const torch::Tensor e = block->attn->entropy;
     entropy.push_back(std::vector<float>(e.data_ptr<float>(), e.data_ptr<float>() + e.numel()));
   }
-  const auto& patch = m.model->options().transformer.patch;  // frames padded to a multiple of patch t
-  const int64_t tokens = (model_shape.frames + patch[0] - 1) / patch[0] * (model_shape.height / patch[1]) *
-                         (model_shape.width / patch[2]);
+  const int64_t tokens = video_tokens(m.recipe, model_shape.frames, model_shape.height, model_shape.width);
   auto rms = [](const torch::Tensor& a, const torch::Tensor& b) { return (a - b).pow(2).mean().sqrt().item<double>(); };
   nlohmann::json r;
   r["t"] = o.t;
