@@ -18,18 +18,29 @@ void check_grid_fits(Grid3 grid, Grid3 max_grid, torch::IntArrayRef video_shape)
   }
 }
 
-FactorizedPositionEmbeddingImpl::FactorizedPositionEmbeddingImpl(Grid3 max_grid, int64_t dim)
-    : max_grid_(max_grid) {
+FactorizedPositionEmbeddingImpl::FactorizedPositionEmbeddingImpl(Grid3 max_grid, int64_t dim, bool fractional)
+    : max_grid_(max_grid), fractional_(fractional) {
   t = register_parameter("t", torch::empty({max_grid[0], dim}));
   h = register_parameter("h", torch::empty({max_grid[1], dim}));
   w = register_parameter("w", torch::empty({max_grid[2], dim}));
 }
 
+torch::Tensor position_rows(const torch::Tensor& table, int64_t n, bool fractional) {
+  const int64_t m = table.size(0);
+  REEL_CHECK(n >= 1 && n <= m, "position_rows: ", n, " positions from a table of ", m, " rows");
+  if (!fractional || n == m) return table.narrow(0, 0, n);
+  auto at = ((torch::arange(n, torch::kFloat64) + 0.5) * (double(m) / double(n)) - 0.5).clamp(0, double(m - 1));
+  auto lo = at.floor().to(torch::kInt64), hi = (lo + 1).clamp_max(m - 1);
+  auto frac = (at - lo.to(torch::kFloat64)).to(table.scalar_type()).to(table.device()).unsqueeze(1);  // (n, 1)
+  return table.index_select(0, lo.to(table.device())) * (1 - frac) + table.index_select(0, hi.to(table.device())) * frac;
+}
+
 torch::Tensor FactorizedPositionEmbeddingImpl::forward(Grid3 grid) {
   check_grid_fits(grid, max_grid_);
   int64_t d = t.size(1);
-  auto pos = t.narrow(0, 0, grid[0]).view({grid[0], 1, 1, d}) + h.narrow(0, 0, grid[1]).view({1, grid[1], 1, d}) +
-             w.narrow(0, 0, grid[2]).view({1, 1, grid[2], d});  // (Tg, Hg, Wg, D)
+  auto pos = t.narrow(0, 0, grid[0]).view({grid[0], 1, 1, d}) +
+             position_rows(h, grid[1], fractional_).view({1, grid[1], 1, d}) +
+             position_rows(w, grid[2], fractional_).view({1, 1, grid[2], d});  // (Tg, Hg, Wg, D)
   return pos.view({grid[0] * grid[1] * grid[2], d});
 }
 

@@ -37,7 +37,7 @@ VideoTransformerImpl::VideoTransformerImpl(VideoTransformerOptions o) : options_
   validate(o);
   int64_t patch_dim = o.in_channels * o.patch[0] * o.patch[1] * o.patch[2];
   patch_embed = register_module("patch_embed", torch::nn::Linear(patch_dim, o.dim));
-  pos_embed = register_module("pos_embed", FactorizedPositionEmbedding(o.max_grid, o.dim));
+  pos_embed = register_module("pos_embed", FactorizedPositionEmbedding(o.max_grid, o.dim, o.fractional_positions));
   time_embed = register_module("time_embed", TimestepEmbedder(o.time_freq_dim, o.dim));
   adaln = register_module("adaln", torch::nn::Linear(o.dim, 6 * o.dim));
   if (o.pooled_text) text_pool = register_module("text_pool", torch::nn::Linear(o.dim, o.dim));

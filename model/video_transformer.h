@@ -32,6 +32,8 @@ struct VideoTransformerOptions {
                                                  // time embedding (reaches every adaLN); not in Movie Gen
   bool qk_norm = false;                          // self-attention's q and k RMS-normalised per head
   bool frame_time = false;                       // per-frame noise levels: frame_time_proj below
+  bool fractional_positions = false;             // h and w positions as fractions of the frame
+                                                 // (FactorizedPositionEmbedding); not in Movie Gen
 };
 
 // Throws UserError naming the field and value when an option is out of range.

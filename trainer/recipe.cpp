@@ -128,6 +128,7 @@ void visit_fields(V& v, S& s) {
     v.value("pooled_text", s.pooled_text, nullptr);
     v.value("qk_norm", s.qk_norm, nullptr);
     v.value("frame_time", s.frame_time, nullptr);
+    v.value("fractional_positions", s.fractional_positions, nullptr);
     v.list("text_encoders", s.text_encoders, 1);
     v.section("tae", s.tae);
   } else if constexpr (std::is_same_v<T, TaeSection>) {

@@ -72,6 +72,7 @@ struct ModelSection {
   bool pooled_text = false;              // also feed the mean text token to adaLN (not in Movie Gen)
   bool qk_norm = false;                  // RMS-normalise self-attention's q and k per head (no weights)
   bool frame_time = false;               // a noise-level embedding per frame (flow.frame_times, sample.stagger)
+  bool fractional_positions = false;     // h/w position rows by place as a fraction of the frame (not in Movie Gen)
   std::vector<TextEncoderSection> text_encoders = {TextEncoderSection{}};  // >= 1 entry, names unique
   TaeSection tae;                        // used when name is "tae"
 };

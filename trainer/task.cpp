@@ -27,6 +27,7 @@ model::T2VOptions t2v_options(const Recipe& r) {
   v.pooled_text = m.pooled_text;
   v.qk_norm = m.qk_norm;
   v.frame_time = m.frame_time;
+  v.fractional_positions = m.fractional_positions;
   v.max_grid = {ceil_div(m.max_frames, m.patch[0]), ceil_div(m.max_height, m.patch[1]),
                 ceil_div(m.max_width, m.patch[2])};
   for (const TextEncoderSection& e : m.text_encoders) {

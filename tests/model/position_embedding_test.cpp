@@ -40,6 +40,37 @@ TEST(PositionEmbedding, EveryTokenOfEveryBucketGetsItsOwnTableRows) {
   }
 }
 
+TEST(PositionEmbedding, FractionalRowsSitAtTheSamePlaceOfTheFrameInEveryWidth) {
+  // Row i of every table holds i: an interpolated row holds the place it was read at.
+  FactorizedPositionEmbedding pos(Grid3{4, 3, 6}, 1, /*fractional=*/true);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto* table : {&pos->t, &pos->h, &pos->w})
+      table->copy_(torch::arange(table->size(0)).to(torch::kFloat).unsqueeze(1));
+  }
+  auto rows = [](const torch::Tensor& x) {
+    std::vector<float> v(x.data_ptr<float>(), x.data_ptr<float>() + x.numel());
+    return v;
+  };
+  // A full-width grid reads the rows themselves; time always does, from frame 0.
+  EXPECT_EQ(rows(position_rows(pos->w, 6, true)), (std::vector<float>{0, 1, 2, 3, 4, 5}));
+  EXPECT_EQ(rows(position_rows(pos->t, 2, false)), (std::vector<float>{0, 1}));
+  // 3 of 6 columns: centres at 1/6, 3/6, 5/6 of the frame -> rows 0.5, 2.5, 4.5.
+  EXPECT_EQ(rows(position_rows(pos->w, 3, true)), (std::vector<float>{0.5, 2.5, 4.5}));
+  // 2 columns -> rows 1, 4; 1 column -> the middle, 2.5; absolute indexing reads 0 and 0, 1.
+  EXPECT_EQ(rows(position_rows(pos->w, 2, true)), (std::vector<float>{1, 4}));
+  EXPECT_EQ(rows(position_rows(pos->w, 1, true)), (std::vector<float>{2.5}));
+  EXPECT_EQ(rows(position_rows(pos->w, 2, false)), (std::vector<float>{0, 1}));
+  // Through forward: grid (2, 1, 2) = t {0, 1} + h {1} (middle of 3) + w {1, 4}, t-major.
+  EXPECT_EQ(rows(pos(Grid3{2, 1, 2})), (std::vector<float>{2, 5, 3, 6}));
+  // The interpolation is differentiable: each of the two rows gets its share of the gradient.
+  position_rows(pos->w, 3, true).sum().backward();
+  EXPECT_EQ(rows(pos->w.grad().view({-1})), (std::vector<float>{0.5, 0.5, 0.5, 0.5, 0.5, 0.5}));
+  // The right edge of a 2-token and of a 3-token frame of a 6-row table: row 4 and row 4.5,
+  // against rows 1 and 2 when indexed from the left edge.
+  EXPECT_LT(std::abs(rows(position_rows(pos->w, 2, true))[1] - rows(position_rows(pos->w, 3, true))[2]), 1.0f);
+}
+
 TEST(PositionEmbedding, InitGivesEveryTokenADistinctEmbeddingFromTheStart) {
   const int64_t d = 48;
   FactorizedPositionEmbedding pos(Grid3{8, 6, 6}, d);

@@ -222,3 +222,25 @@ TEST(VideoTransformer, FrameTimeGivesEachFrameItsOwnNoiseLevel) {
   T2VModel plain(small_options());
   EXPECT_THROW(plain->forward(x, per_frame, captions), reel::UserError);
 }
+
+TEST(VideoTransformer, FractionalPositionsOnlyChangeFramesNarrowerThanTheTables) {
+  T2VOptions o = small_options();
+  T2VModel absolute(o);
+  o.transformer.fractional_positions = true;
+  T2VModel fractional(o);
+  absolute->init_weights(3);
+  fractional->init_weights(3);
+  perturb_zero_params(*absolute, 4);
+  perturb_zero_params(*fractional, 4);
+  torch::NoGradGuard no_grad;
+  const std::vector<std::string> captions = {"a red ball"};
+  const Grid3 max_grid = o.transformer.max_grid;
+  const auto& p = o.transformer.patch;
+  torch::Tensor t = torch::tensor({0.4f});
+  // A clip as large as the tables: the same rows, the same output.
+  torch::Tensor full = torch::randn({1, 3, p[0], max_grid[1] * p[1], max_grid[2] * p[2]});
+  EXPECT_TRUE(torch::equal(absolute->forward(full, t, captions), fractional->forward(full, t, captions)));
+  // Half the width: interpolated rows, another output.
+  torch::Tensor half = full.narrow(4, 0, max_grid[2] * p[2] / 2);
+  EXPECT_FALSE(torch::allclose(absolute->forward(half, t, captions), fractional->forward(half, t, captions)));
+}

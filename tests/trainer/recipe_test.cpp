@@ -147,6 +147,7 @@ const std::vector<std::string> kEveryKeyChanged = {
     "trainer.device=cuda",
     "model.qk_norm=true",
     "model.frame_time=true",
+    "model.fractional_positions=true",
     "flow.frame_times=0.5",
     "sample.stagger=1",
     "eval.stagger=0.5",
