@@ -29,10 +29,13 @@ torch::Tensor position_rows(const torch::Tensor& table, int64_t n, bool fraction
   const int64_t m = table.size(0);
   REEL_CHECK(n >= 1 && n <= m, "position_rows: ", n, " positions from a table of ", m, " rows");
   if (!fractional || n == m) return table.narrow(0, 0, n);
-  auto at = ((torch::arange(n, torch::kFloat64) + 0.5) * (double(m) / double(n)) - 0.5).clamp(0, double(m - 1));
-  auto lo = at.floor().to(torch::kInt64), hi = (lo + 1).clamp_max(m - 1);
-  auto frac = (at - lo.to(torch::kFloat64)).to(table.scalar_type()).to(table.device()).unsqueeze(1);  // (n, 1)
-  return table.index_select(0, lo.to(table.device())) * (1 - frac) + table.index_select(0, hi.to(table.device())) * frac;
+  // Places in fp32 on the table's device (exact for any realistic grid, whatever the table's dtype).
+  auto at = ((torch::arange(n, table.options().dtype(torch::kFloat32)) + 0.5) * (double(m) / double(n)) - 0.5)
+                .clamp(0, double(m - 1));
+  auto lo = at.floor();
+  auto frac = (at - lo).to(table.scalar_type()).unsqueeze(1);  // (n, 1)
+  auto lo_rows = lo.to(torch::kInt64), hi_rows = (lo_rows + 1).clamp_max(m - 1);
+  return table.index_select(0, lo_rows) * (1 - frac) + table.index_select(0, hi_rows) * frac;
 }
 
 torch::Tensor FactorizedPositionEmbeddingImpl::forward(Grid3 grid) {

@@ -57,7 +57,7 @@ TEST(PositionEmbedding, FractionalRowsSitAtTheSamePlaceOfTheFrameInEveryWidth) {
   EXPECT_EQ(rows(position_rows(pos->t, 2, false)), (std::vector<float>{0, 1}));
   // 3 of 6 columns: centres at 1/6, 3/6, 5/6 of the frame -> rows 0.5, 2.5, 4.5.
   EXPECT_EQ(rows(position_rows(pos->w, 3, true)), (std::vector<float>{0.5, 2.5, 4.5}));
-  // 2 columns -> rows 1, 4; 1 column -> the middle, 2.5; absolute indexing reads 0 and 0, 1.
+  // 2 columns -> rows 1, 4; 1 column -> the middle, 2.5; absolute indexing reads rows 0, 1.
   EXPECT_EQ(rows(position_rows(pos->w, 2, true)), (std::vector<float>{1, 4}));
   EXPECT_EQ(rows(position_rows(pos->w, 1, true)), (std::vector<float>{2.5}));
   EXPECT_EQ(rows(position_rows(pos->w, 2, false)), (std::vector<float>{0, 1}));
